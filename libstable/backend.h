@@ -1,0 +1,50 @@
+/*
+ * The seam between the verification pipeline and the memory reads land
+ * in. A backend decides where a read's bytes go and what protects them:
+ * private buffers, sealed memfds, or kernel-owned read-only buffers. The
+ * pipeline (pipeline.c) only ever asks a backend to prepare a read into a
+ * slot, to tell it where the bytes landed, and to take the buffer back;
+ * a new backend is one new file plus a line in reader.c's table.
+ */
+#ifndef STABLE_BACKEND_H
+#define STABLE_BACKEND_H
+
+#include <liburing.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stable/stable.h"
+
+struct stable_reader;
+
+/* An extent slot: one buffer's worth of data, from read to release. */
+struct stable_slot {
+	struct stable_extent ext;	/* what the caller sees; first member */
+	enum { SLOT_FREE, SLOT_BUSY, SLOT_HELD } state;
+	unsigned int index;
+	const uint8_t *mem;		/* where the last read landed */
+	uint8_t *aux;			/* private: rebuilt or inflated bytes */
+	size_t aux_size;
+	void *priv;			/* the backend's per-slot state */
+};
+
+struct stable_backend_ops {
+	const char *name;
+	enum stable_guarantee guarantee;
+	/* Sets up the pool; -EOPNOTSUPP (with a message) if this kernel can't. */
+	int (*init)(struct stable_reader *rd, char *err, size_t errlen);
+	void (*fini)(struct stable_reader *rd);
+	/* Fills sqe with a read of len bytes at off of fd into s's buffer. */
+	void (*prep_read)(struct stable_reader *rd, struct io_uring_sqe *sqe,
+			  struct stable_slot *s, int fd, uint64_t off, size_t len);
+	/* The read completed with cqe: set s->mem; returns 0 or -errno. */
+	int (*complete)(struct stable_reader *rd, struct stable_slot *s,
+			const struct io_uring_cqe *cqe);
+	/* s's buffer is no longer needed (released, or about to be re-read);
+	 * a no-op when s holds none, so callers may call it twice. */
+	void (*put)(struct stable_reader *rd, struct stable_slot *s);
+};
+
+extern const struct stable_backend_ops stable_backend_private;
+
+#endif

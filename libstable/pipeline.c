@@ -1,0 +1,281 @@
+/*
+ * The verification pipeline: a read lands in a slot's buffer, every block
+ * in it is checked against its crc32c in place, and only then is any of
+ * it handed out. On a mismatch the range is re-read (a concurrent writer
+ * can tear a read) a bounded number of times, then the block is rebuilt
+ * from parity into private memory and checked against its own checksum,
+ * else the read fails with -EIO naming the block. Compressed extents are
+ * verified as stored, then inflated from the verified buffer.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "parity.h"
+#include "reader.h"
+#include "util.h"
+
+#define U(x) ((unsigned long long)(x))
+
+static int aux_reserve(struct stable_reader *rd, struct stable_slot *s, size_t size)
+{
+	if (s->aux_size >= size)
+		return 0;
+	free(s->aux);
+	s->aux = malloc(size);
+	s->aux_size = s->aux ? size : 0;
+	return s->aux ? 0 : stable_rd_err(rd, -ENOMEM, "no memory for %zu bytes", size);
+}
+
+/*
+ * Reads stored blocks [b0, b0 + n) into s, and returns the index of the
+ * first block that fails its checksum (n if none), or a negative errno.
+ * A short read counts as a mismatch of the block it cut.
+ */
+static int64_t read_blocks(struct stable_reader *rd, struct stable_slot *s,
+			   uint64_t b0, uint64_t n, uint32_t *found)
+{
+	const struct stable_image *img = rd->img;
+	const uint32_t bs = img->hdr.block_size;
+	uint64_t off;
+	ssize_t got;
+	int fd;
+
+	stable_image_locate(img, b0, &fd, &off);
+	got = stable_rd_read_sync(rd, s, fd, off, (size_t)(n * bs));
+	if (got < 0)
+		return stable_rd_err(rd, (int)got, "%s: read of blocks %llu-%llu: %s",
+				     img->data_path, U(b0), U(b0 + n - 1),
+				     strerror((int)-got));
+	for (uint64_t i = 0; i < n; i++) {
+		uint32_t valid = stable_block_valid(&img->hdr, b0 + i);
+
+		if ((uint64_t)got < i * bs + valid) {
+			*found = 0;
+			return (int64_t)i;
+		}
+		*found = stable_crc32c(0, s->mem + i * bs, valid);
+		if (*found != stable_image_crc(img, b0 + i))
+			return (int64_t)i;
+	}
+	return (int64_t)n;
+}
+
+/* Records why block b failed for stable_last_error() and the message. */
+static int block_failed(struct stable_reader *rd, uint64_t b, uint64_t loff,
+			uint64_t llen, uint32_t found, const char *what)
+{
+	const struct stable_image *img = rd->img;
+
+	rd->last = (struct stable_error){
+		.block = b, .offset = loff, .length = llen,
+		.expected_crc = stable_image_crc(img, b), .found_crc = found,
+		.error = -EIO,
+	};
+	rd->has_last = 1;
+	return stable_rd_err(rd, -EIO,
+			     "%s: block %llu (bytes %llu-%llu): crc32c expected 0x%08x, found 0x%08x after %u re-reads; %s",
+			     img->path, U(b), U(loff), U(loff + llen - 1),
+			     rd->last.expected_crc, found, rd->max_retries, what);
+}
+
+/*
+ * Reads [b0, b0 + n) until its first block verifies, re-reading up to
+ * max_retries times. Returns the count of leading good blocks (>= 1), 0
+ * if block b0 stayed bad, or -errno.
+ */
+static int64_t read_verified(struct stable_reader *rd, struct stable_slot *s,
+			     uint64_t b0, uint64_t n, uint32_t *found)
+{
+	int64_t good;
+
+	for (unsigned int attempt = 0;; attempt++) {
+		good = read_blocks(rd, s, b0, n, found);
+		if (good < 0 || good == (int64_t)n)
+			return good;
+		rd->stats.verify_failures++;
+		if (good > 0)
+			return good;
+		if (attempt == rd->max_retries)
+			return 0;
+		rd->stats.retries++;
+		s->ext.flags |= STABLE_EXTENT_RETRIED;
+		rd->ops->put(rd, s);
+	}
+}
+
+/* Rebuilds data block b into s->aux; 0 or -EIO with the message set. */
+static int rebuild(struct stable_reader *rd, struct stable_slot *s, uint64_t b,
+		   uint64_t loff, uint64_t llen, uint32_t found)
+{
+	const struct stable_hdr *h = &rd->img->hdr;
+	struct stable_rebuild r;
+	char what[160];
+	int ret;
+
+	if (rd->flags & STABLE_READER_NO_PARITY || !(h->flags & STABLE_HF_PARITY))
+		return block_failed(rd, b, loff, llen, found, "no parity to rebuild from");
+	ret = aux_reserve(rd, s, h->block_size);
+	if (ret)
+		return ret;
+	ret = stable_rebuild_block(rd->img, b, s->aux, rd->scratch, &r);
+	if (ret) {
+		if (r.other_bad)
+			snprintf(what, sizeof(what), "parity rebuild failed: %s (block %llu)",
+				 r.why, U(r.other_bad));
+		else
+			snprintf(what, sizeof(what), "parity rebuild failed: %s", r.why);
+		return block_failed(rd, b, loff, llen, found, what);
+	}
+	rd->stats.rebuilds++;
+	s->ext.flags |= STABLE_EXTENT_REBUILT;
+	return 0;
+}
+
+static int read_plain(struct stable_reader *rd, struct stable_slot *s,
+		      uint64_t off, size_t len)
+{
+	const struct stable_hdr *h = &rd->img->hdr;
+	const uint32_t bs = h->block_size;
+	uint64_t b0 = off / bs, skip = off % bs;
+	uint64_t n = stable_div_round_up(skip + len, bs);
+	uint32_t found = 0;
+	int64_t good;
+	int ret;
+
+	n = stable_min_u64(n, rd->buffer_size / bs);
+	good = read_verified(rd, s, b0, n, &found);
+	if (good < 0)
+		return (int)good;
+	if (good > 0) {
+		s->ext.data = s->mem + skip;
+		s->ext.length = (size_t)stable_min_u64(len, (uint64_t)good * bs - skip);
+		s->ext.guarantee = rd->ops->guarantee;
+		return 0;
+	}
+	ret = rebuild(rd, s, b0, b0 * bs, stable_block_valid(h, b0), found);
+	if (ret)
+		return ret;
+	rd->ops->put(rd, s);
+	s->ext.data = s->aux + skip;
+	s->ext.length = (size_t)stable_min_u64(len, bs - skip);
+	s->ext.guarantee = STABLE_GUARANTEE_NONE;
+	return 0;
+}
+
+/*
+ * Copies the stored blocks of an extent into a new private buffer,
+ * rebuilding each bad one, so that it can be inflated. Only taken after
+ * re-reads failed; *copy is the caller's to free.
+ */
+static int repair_extent(struct stable_reader *rd, struct stable_slot *s,
+			 uint64_t b0, uint64_t n, uint64_t loff, uint64_t llen,
+			 uint8_t **copy)
+{
+	const uint32_t bs = rd->img->hdr.block_size;
+	uint32_t found = 0;
+	int64_t good;
+	int ret = 0;
+
+	*copy = malloc(n * bs);
+	if (!*copy)
+		return stable_rd_err(rd, -ENOMEM, "no memory");
+	for (uint64_t i = 0; i < n && !ret; i++) {
+		good = read_verified(rd, s, b0 + i, 1, &found);
+		if (good < 0) {
+			ret = (int)good;
+		} else if (good == 1) {
+			memcpy(*copy + i * bs, s->mem, bs);
+			rd->ops->put(rd, s);
+		} else {
+			ret = rebuild(rd, s, b0 + i, loff, llen, found);
+			if (!ret)
+				memcpy(*copy + i * bs, s->aux, bs);
+		}
+	}
+	return ret;
+}
+
+static int inflate_extent(struct stable_reader *rd, const uint8_t *stored,
+			  const struct stable_index_entry *ent, uint8_t *out,
+			  uint64_t e, uint64_t loff, uint64_t llen)
+{
+	uLongf out_len = llen;
+	int z;
+
+	if (ent->flags & STABLE_XF_RAW) {
+		memcpy(out, stored, llen);
+		return 0;
+	}
+	z = uncompress(out, &out_len, stored, ent->stored_bytes);
+	if (z == Z_OK && out_len == llen)
+		return 0;
+	rd->last = (struct stable_error){ .block = ent->first_block,
+		.offset = loff, .length = llen, .error = -EIO };
+	rd->has_last = 1;
+	return stable_rd_err(rd, -EIO,
+			     "%s: extent %llu (bytes %llu-%llu) passed its checksums but does not inflate: zlib %d, %lu of %llu bytes",
+			     rd->img->path, U(e), U(loff), U(loff + llen - 1), z,
+			     (unsigned long)out_len, U(llen));
+}
+
+static int read_compressed(struct stable_reader *rd, struct stable_slot *s,
+			   uint64_t off, size_t len)
+{
+	const struct stable_image *img = rd->img;
+	const struct stable_hdr *h = &img->hdr;
+	uint64_t e = off / h->extent_size, loff = e * h->extent_size;
+	uint64_t llen = stable_min_u64(h->extent_size, h->data_length - loff);
+	struct stable_index_entry ent;
+	uint8_t *copy = NULL;
+	uint32_t found = 0;
+	uint64_t n;
+	int64_t good;
+	int ret;
+
+	stable_index_get(img->index, e, &ent);
+	n = stable_div_round_up(ent.stored_bytes, h->block_size);
+	s->ext.length = (size_t)stable_min_u64(len, loff + llen - off);
+	good = read_verified(rd, s, ent.first_block, n, &found);
+	if (good < 0)
+		return (int)good;
+	if (good == (int64_t)n && (ent.flags & STABLE_XF_RAW)) {
+		/* zero-copy: the verified stored bytes are the data */
+		s->ext.data = s->mem + (off - loff);
+		s->ext.guarantee = rd->ops->guarantee;
+		return 0;
+	}
+	if (good != (int64_t)n) {
+		ret = repair_extent(rd, s, ent.first_block, n, loff, llen, &copy);
+		if (ret) {
+			free(copy);
+			return ret;
+		}
+	}
+	/* The slot's aux buffer is allocated once and reused. */
+	ret = aux_reserve(rd, s, h->extent_size);
+	if (!ret)
+		ret = inflate_extent(rd, copy ? copy : s->mem, &ent, s->aux, e,
+				     loff, llen);
+	free(copy);
+	if (ret)
+		return ret;
+	rd->ops->put(rd, s);
+	s->ext.data = s->aux + (off - loff);
+	if (!(ent.flags & STABLE_XF_RAW))
+		s->ext.flags |= STABLE_EXTENT_INFLATED;
+	s->ext.guarantee = STABLE_GUARANTEE_NONE;
+	return 0;
+}
+
+int stable_pipeline_read(struct stable_reader *rd, struct stable_slot *s,
+			 uint64_t off, size_t len)
+{
+	s->ext.offset = off;
+	s->ext.flags = 0;
+	if (rd->img->hdr.flags & STABLE_HF_COMPRESSED)
+		return read_compressed(rd, s, off, len);
+	return read_plain(rd, s, off, len);
+}

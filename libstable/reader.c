@@ -1,0 +1,312 @@
+/*
+ * Readers: choosing a backend, the extent slots, and the public calls
+ * around the verification pipeline. A reader is used by one thread at a
+ * time; the image under it may be shared.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reader.h"
+#include "util.h"
+
+#define DEFAULT_BUFFERS 16
+#define DEFAULT_BUFFER_SIZE (1u << 20)
+#define MAX_BUFFERS 4096
+
+/* Strongest first: AUTO takes the first whose init succeeds. */
+static const struct stable_backend_ops *const backends[] = {
+	&stable_backend_private,
+};
+
+static const char *const guarantee_names[] = {
+	[STABLE_GUARANTEE_NONE] = "none",
+	[STABLE_GUARANTEE_SEALED] = "sealed",
+	[STABLE_GUARANTEE_KERNEL_RO] = "kernel-ro",
+};
+
+const char *stable_guarantee_name(enum stable_guarantee g)
+{
+	if ((unsigned int)g >= sizeof(guarantee_names) / sizeof(guarantee_names[0]))
+		return "unknown";
+	return guarantee_names[g];
+}
+
+int stable_rd_err(struct stable_reader *rd, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rd->errmsg, sizeof(rd->errmsg), fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static const struct stable_backend_ops *forced(enum stable_backend b)
+{
+	static const char *const names[] = {
+		[STABLE_BACKEND_PRIVATE] = "private",
+		[STABLE_BACKEND_SEALED] = "sealed",
+		[STABLE_BACKEND_KMBUF_RO] = "kmbuf-ro",
+	};
+
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if ((unsigned int)b < sizeof(names) / sizeof(names[0]) &&
+		    names[b] && !strcmp(backends[i]->name, names[b]))
+			return backends[i];
+	return NULL;
+}
+
+static int pick_backend(struct stable_reader *rd,
+			const struct stable_reader_options *o, char *err,
+			size_t errlen)
+{
+	enum stable_guarantee want = o ? o->min_guarantee : STABLE_GUARANTEE_NONE;
+	enum stable_backend b = o ? o->backend : STABLE_BACKEND_AUTO;
+	char why[256] = "";
+	int ret = -EOPNOTSUPP;
+
+	if (b != STABLE_BACKEND_AUTO) {
+		rd->ops = forced(b);
+		if (!rd->ops)
+			return stable_set_err(err, errlen, -EOPNOTSUPP,
+					      "backend %d is not built into this libstable",
+					      (int)b);
+		if (rd->ops->guarantee < want)
+			return stable_set_err(err, errlen, -EOPNOTSUPP,
+					      "backend %s gives guarantee %s, below the required %s",
+					      rd->ops->name,
+					      stable_guarantee_name(rd->ops->guarantee),
+					      stable_guarantee_name(want));
+		return rd->ops->init(rd, err, errlen);
+	}
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		if (backends[i]->guarantee < want)
+			break;
+		rd->ops = backends[i];
+		ret = rd->ops->init(rd, why, sizeof(why));
+		if (ret == 0)
+			return 0;
+		rd->ops->fini(rd);
+		rd->ops = NULL;
+		if (ret != -EOPNOTSUPP)
+			return stable_set_err(err, errlen, ret, "%s", why);
+	}
+	return stable_set_err(err, errlen, -EOPNOTSUPP,
+			      "no backend reaches guarantee %s on this kernel%s%s",
+			      stable_guarantee_name(want), why[0] ? ": " : "", why);
+}
+
+static int setup(struct stable_reader *rd, const struct stable_reader_options *o,
+		 char *err, size_t errlen)
+{
+	const struct stable_hdr *h = &rd->img->hdr;
+	int ret;
+
+	rd->nslots = o && o->buffers ? o->buffers : DEFAULT_BUFFERS;
+	rd->buffer_size = o && o->buffer_size ? o->buffer_size : DEFAULT_BUFFER_SIZE;
+	rd->max_retries = o ? o->max_retries : STABLE_READER_DEFAULT_RETRIES;
+	rd->flags = o ? o->flags : 0;
+	if (rd->nslots > MAX_BUFFERS)
+		return stable_set_err(err, errlen, -EINVAL,
+				      "buffers %u is more than %u", rd->nslots, MAX_BUFFERS);
+	if (rd->buffer_size % 4096 || rd->buffer_size > (64u << 20))
+		return stable_set_err(err, errlen, -EINVAL,
+				      "buffer_size %zu is not a multiple of 4096 up to 64 MiB",
+				      rd->buffer_size);
+	/* A buffer holds at least one block, or one compressed extent. */
+	if (rd->buffer_size < h->block_size)
+		rd->buffer_size = h->block_size;
+	if (rd->buffer_size < h->extent_size)
+		rd->buffer_size = h->extent_size;
+
+	rd->slots = calloc(rd->nslots, sizeof(*rd->slots));
+	rd->scratch = malloc(h->block_size);
+	if (!rd->slots || !rd->scratch)
+		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
+	for (unsigned int i = 0; i < rd->nslots; i++)
+		rd->slots[i].index = i;
+	ret = io_uring_queue_init(8, &rd->ring, 0);
+	if (ret < 0)
+		return stable_set_err(err, errlen, ret, "io_uring_queue_init: %s",
+				      strerror(-ret));
+	rd->ring_ok = 1;
+	return pick_backend(rd, o, err, errlen);
+}
+
+static void teardown(struct stable_reader *rd)
+{
+	if (rd->ops)
+		rd->ops->fini(rd);
+	if (rd->ring_ok)
+		io_uring_queue_exit(&rd->ring);
+	for (unsigned int i = 0; rd->slots && i < rd->nslots; i++)
+		free(rd->slots[i].aux);
+	free(rd->slots);
+	free(rd->scratch);
+	free(rd);
+}
+
+int stable_reader_new(struct stable_reader **out,
+		      struct stable_image *img,
+		      const struct stable_reader_options *opts, char *err,
+		      size_t errlen)
+{
+	struct stable_reader *rd;
+	int ret;
+
+	if (!out || !img)
+		return stable_set_err(err, errlen, -EINVAL, "no image given");
+	*out = NULL;
+	rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
+	rd->img = img;
+	ret = setup(rd, opts, err, errlen);
+	if (ret) {
+		teardown(rd);
+		return ret;
+	}
+	*out = rd;
+	return 0;
+}
+
+int stable_reader_free(struct stable_reader *rd)
+{
+	if (!rd)
+		return 0;
+	if (rd->held)
+		return stable_rd_err(rd, -EBUSY,
+				     "reader still holds %u extents: release them first",
+				     rd->held);
+	teardown(rd);
+	return 0;
+}
+
+enum stable_guarantee stable_reader_guarantee(const struct stable_reader *rd)
+{
+	return rd->ops->guarantee;
+}
+
+const char *stable_reader_backend_name(const struct stable_reader *rd)
+{
+	return rd->ops->name;
+}
+
+const char *stable_errmsg(const struct stable_reader *rd)
+{
+	return rd ? rd->errmsg : "no reader";
+}
+
+void stable_reader_stats(const struct stable_reader *rd, struct stable_stats *s)
+{
+	*s = rd->stats;
+}
+
+int stable_last_error(const struct stable_reader *rd, struct stable_error *e)
+{
+	if (!rd->has_last)
+		return -ENOENT;
+	*e = rd->last;
+	return 0;
+}
+
+ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
+			    int fd, uint64_t off, size_t len)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!sqe)
+		return -EBUSY;
+	rd->ops->prep_read(rd, sqe, s, fd, off, len);
+	io_uring_sqe_set_data64(sqe, s->index);
+	ret = io_uring_submit_and_wait(&rd->ring, 1);
+	if (ret < 0)
+		return ret;
+	ret = io_uring_wait_cqe(&rd->ring, &cqe);
+	if (ret < 0)
+		return ret;
+	ret = rd->ops->complete(rd, s, cqe);
+	if (ret == 0)
+		ret = cqe->res;
+	io_uring_cqe_seen(&rd->ring, cqe);
+	return ret;
+}
+
+static struct stable_slot *free_slot(struct stable_reader *rd)
+{
+	for (unsigned int i = 0; i < rd->nslots; i++)
+		if (rd->slots[i].state == SLOT_FREE)
+			return &rd->slots[i];
+	return NULL;
+}
+
+int stable_read(struct stable_reader *rd, uint64_t off, size_t len,
+		const struct stable_extent **ext)
+{
+	const struct stable_hdr *h;
+	struct stable_slot *s;
+	uint64_t end;
+	int ret;
+
+	if (!rd || !ext)
+		return -EINVAL;
+	*ext = NULL;
+	h = &rd->img->hdr;
+	if (len == 0)
+		return stable_rd_err(rd, -EINVAL, "read of zero bytes at %llu",
+				     (unsigned long long)off);
+	if (stable_add_overflow(off, len, &end) || end > h->data_length)
+		return stable_rd_err(rd, -EINVAL,
+				     "read of %zu bytes at %llu goes past the end of the image (%llu bytes)",
+				     len, (unsigned long long)off,
+				     (unsigned long long)h->data_length);
+	s = free_slot(rd);
+	if (!s)
+		return stable_rd_err(rd, -ENOBUFS,
+				     "all %u extents are held: release one first",
+				     rd->nslots);
+	s->state = SLOT_BUSY;
+	rd->has_last = 0;
+	ret = stable_pipeline_read(rd, s, off, len);
+	if (ret) {
+		rd->ops->put(rd, s);
+		s->state = SLOT_FREE;
+		rd->stats.errors++;
+		return ret;
+	}
+	s->state = SLOT_HELD;
+	rd->held++;
+	rd->stats.reads++;
+	rd->stats.bytes += s->ext.length;
+	*ext = &s->ext;
+	return 0;
+}
+
+int stable_release(struct stable_reader *rd, const struct stable_extent *ext)
+{
+	uintptr_t base, p = (uintptr_t)ext;
+	struct stable_slot *s;
+	size_t i;
+
+	if (!rd || !ext)
+		return -EINVAL;
+	base = (uintptr_t)rd->slots;
+	if (p < base || (p - base) % sizeof(*s) ||
+	    (i = (p - base) / sizeof(*s)) >= rd->nslots)
+		return stable_rd_err(rd, -EINVAL,
+				     "release of an extent that is not this reader's");
+	s = &rd->slots[i];
+	if (s->state != SLOT_HELD)
+		return stable_rd_err(rd, -EINVAL,
+				     "release of extent %zu, which is not held (double release?)",
+				     i);
+	rd->ops->put(rd, s);
+	s->state = SLOT_FREE;
+	rd->held--;
+	return 0;
+}
