@@ -153,6 +153,40 @@ int stable_read(struct stable_reader *rd, uint64_t offset, size_t length,
 /* Returns -EINVAL for an extent this reader does not hold (double release). */
 int stable_release(struct stable_reader *rd, const struct stable_extent *ext);
 
+/* --- asynchronous reads ----------------------------------------------------
+ *
+ * stable_submit() queues a read and returns at once; stable_reap() hands
+ * back finished ones without blocking. stable_reader_fd() is an fd that
+ * polls readable while completions wait, for the caller's own event loop
+ * (epoll, or a poll request on its own io_uring). Each completion's
+ * extent follows the rules of stable_read(): it starts at the offset
+ * asked and may be shorter than asked; it is held until released.
+ * Verification, re-reads and rebuilds run inside stable_reap().
+ */
+struct stable_completion {
+	uint64_t user_data;
+	int result;				/* 0, or -errno as stable_read() */
+	const struct stable_extent *ext;	/* when result is 0 */
+	struct stable_error error;		/* when result is -EIO */
+};
+
+/* Returns 0, -EINVAL (range), or -ENOBUFS (every slot reading or held). */
+int stable_submit(struct stable_reader *rd, uint64_t offset, size_t length,
+		  uint64_t user_data);
+/* Pushes queued reads to the kernel (stable_reap does it too). */
+int stable_flush(struct stable_reader *rd);
+/* Up to max completions into c, without blocking; returns the count. */
+int stable_reap(struct stable_reader *rd, struct stable_completion *c,
+		unsigned int max);
+/* Blocks until at least one completion is ready (or none in flight). */
+int stable_wait(struct stable_reader *rd);
+int stable_reader_fd(struct stable_reader *rd);
+/* Reads submitted and not yet reaped. */
+unsigned int stable_inflight(const struct stable_reader *rd);
+/* Releases n extents; stops at the first bad one and returns its error. */
+int stable_release_batch(struct stable_reader *rd,
+			 const struct stable_extent *const *ext, unsigned int n);
+
 /* Which block failed, and how, after -EIO. */
 struct stable_error {
 	uint64_t block;			/* stored block number */
