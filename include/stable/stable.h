@@ -153,6 +153,16 @@ int stable_read(struct stable_reader *rd, uint64_t offset, size_t length,
 /* Returns -EINVAL for an extent this reader does not hold (double release). */
 int stable_release(struct stable_reader *rd, const struct stable_extent *ext);
 
+/* Which block failed, and how, after -EIO. */
+struct stable_error {
+	uint64_t block;			/* stored block number */
+	uint64_t offset;		/* logical byte range it covers */
+	uint64_t length;
+	uint32_t expected_crc;
+	uint32_t found_crc;
+	int error;
+};
+
 /* --- asynchronous reads ----------------------------------------------------
  *
  * stable_submit() queues a read and returns at once; stable_reap() hands
@@ -187,15 +197,6 @@ unsigned int stable_inflight(const struct stable_reader *rd);
 int stable_release_batch(struct stable_reader *rd,
 			 const struct stable_extent *const *ext, unsigned int n);
 
-/* Which block failed, and how, after -EIO. */
-struct stable_error {
-	uint64_t block;			/* stored block number */
-	uint64_t offset;		/* logical byte range it covers */
-	uint64_t length;
-	uint32_t expected_crc;
-	uint32_t found_crc;
-	int error;
-};
 int stable_last_error(const struct stable_reader *rd, struct stable_error *e);
 
 struct stable_stats {
