@@ -346,6 +346,24 @@ int stable_index_check(const struct stable_hdr *h, const uint8_t *index,
 	return 0;
 }
 
+uint64_t stable_index_find(const struct stable_hdr *h, const uint8_t *index,
+			   uint64_t b)
+{
+	uint64_t lo = 0, hi = stable_hdr_extents(h);
+	struct stable_index_entry ent;
+
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		stable_index_get(index, mid, &ent);
+		if (ent.first_block <= b)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 uint32_t stable_block_valid(const struct stable_hdr *h, uint64_t b)
 {
 	uint64_t rest;

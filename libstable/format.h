@@ -91,6 +91,10 @@ void stable_index_put(uint8_t *index, uint64_t e,
 int stable_index_check(const struct stable_hdr *hdr, const uint8_t *index,
 		       char *err, size_t errlen);
 
+/* The extent whose stored blocks include block b (index checked). */
+uint64_t stable_index_find(const struct stable_hdr *hdr, const uint8_t *index,
+			   uint64_t b);
+
 /* Geometry derived from a valid header. */
 uint64_t stable_hdr_extents(const struct stable_hdr *hdr);
 /* Bytes of stored block b that its checksum covers (see docs/format.md). */

@@ -1,0 +1,306 @@
+/*
+ * Scrubbing: a sequential pass over every stored block (data, then
+ * parity) checking each against the table, then an inflate of every
+ * compressed extent whose blocks passed. With repair, each bad data block
+ * is rebuilt from its group and written back, each bad parity block is
+ * recomputed from its data blocks, and both are read back and checked.
+ * This is a scan of the files, not a reader: it reads into private memory
+ * with plain pread, in large chunks, so it runs at the speed of the disk.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "image.h"
+#include "parity.h"
+#include "util.h"
+#include "stable/scrub.h"
+
+#define CHUNK (1u << 20)
+#define U(x) ((unsigned long long)(x))
+
+struct scrub {
+	struct stable_image *img;
+	const struct stable_hdr *h;
+	uint8_t *buf, *out, *scratch;
+	size_t bufsize;
+	uint8_t *bad;			/* bitmap over stored blocks */
+	struct stable_bad_block *list;
+	size_t nlist, caplist;
+	struct stable_scrub_report *rep;
+	char *err;
+	size_t errlen;
+};
+
+static int is_bad(const struct scrub *s, uint64_t b)
+{
+	return s->bad[b / 8] >> (b % 8) & 1;
+}
+
+static int add_bad(struct scrub *s, uint64_t b, uint32_t found, const char *why)
+{
+	const struct stable_hdr *h = s->h;
+	struct stable_bad_block *x;
+	int fd;
+
+	if (s->nlist == s->caplist) {
+		size_t cap = s->caplist ? s->caplist * 2 : 64;
+		void *p = realloc(s->list, cap * sizeof(*s->list));
+
+		if (!p)
+			return stable_set_err(s->err, s->errlen, -ENOMEM, "no memory");
+		s->list = p;
+		s->caplist = cap;
+	}
+	x = &s->list[s->nlist++];
+	memset(x, 0, sizeof(*x));
+	s->bad[b / 8] |= (uint8_t)(1u << (b % 8));
+	x->kind = b < h->data_blocks ? STABLE_BLOCK_DATA : STABLE_BLOCK_PARITY;
+	x->block = b < h->data_blocks ? b : b - h->data_blocks;
+	stable_image_locate(s->img, b, &fd, &x->file_offset);
+	if (b < h->data_blocks && !(h->flags & STABLE_HF_COMPRESSED)) {
+		x->offset = b * h->block_size;
+		x->length = stable_block_valid(h, b);
+	} else if (b < h->data_blocks) {
+		/* a compressed block: the logical range of its extent */
+		uint64_t e = stable_index_find(h, s->img->index, b);
+
+		x->offset = e * h->extent_size;
+		x->length = stable_min_u64(h->extent_size, h->data_length - x->offset);
+	} else {
+		/* a parity block covers its whole group */
+		uint64_t first = x->block * h->parity_group;
+		uint64_t last = stable_min_u64(first + h->parity_group, h->data_blocks);
+
+		x->offset = first * h->block_size;
+		x->length = stable_min_u64(last * h->block_size, h->data_length) - x->offset;
+	}
+	x->expected_crc = stable_image_crc(s->img, b);
+	x->found_crc = found;
+	x->why = why;
+	s->rep->bad_blocks++;
+	return 0;
+}
+
+/* Checks stored blocks [first, first + count) read from one file. */
+static int scan(struct scrub *s, uint64_t first, uint64_t count)
+{
+	const uint32_t bs = s->h->block_size;
+	const uint64_t per = s->bufsize / bs;
+	int ret;
+
+	for (uint64_t b = first; b < first + count; b += per) {
+		uint64_t n = stable_min_u64(per, first + count - b), off;
+		ssize_t got;
+		int fd;
+
+		stable_image_locate(s->img, b, &fd, &off);
+		got = stable_pread_full(fd, s->buf, (size_t)(n * bs), off);
+		if (got < 0)
+			return stable_set_err(s->err, s->errlen, (int)got,
+					      "%s: read at %llu: %s", s->img->path,
+					      U(off), strerror((int)-got));
+		for (uint64_t i = 0; i < n; i++) {
+			uint32_t valid = stable_block_valid(s->h, b + i), crc;
+
+			s->rep->blocks_checked++;
+			if ((uint64_t)got < i * bs + valid) {
+				ret = add_bad(s, b + i, 0, "short read: the file ends inside the block");
+			} else {
+				s->rep->bytes_checked += valid;
+				crc = stable_crc32c(0, s->buf + i * bs, valid);
+				ret = crc == stable_image_crc(s->img, b + i) ? 0 :
+				      add_bad(s, b + i, crc, "crc32c mismatch");
+			}
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/* Inflates every extent whose blocks all passed, to catch bad streams. */
+static int check_extents(struct scrub *s, void (*cb)(void *, const struct stable_bad_block *),
+			 void *arg)
+{
+	const struct stable_hdr *h = s->h;
+	uint64_t n = stable_hdr_extents(h);
+
+	for (uint64_t e = 0; e < n; e++) {
+		struct stable_index_entry ent;
+		uint64_t nb, loff = e * h->extent_size, off;
+		uLongf out_len = stable_min_u64(h->extent_size, h->data_length - loff);
+		uLongf want = out_len;
+		int fd, bad = 0;
+		ssize_t got;
+
+		stable_index_get(s->img->index, e, &ent);
+		if (ent.flags & STABLE_XF_RAW)
+			continue;
+		nb = stable_div_round_up(ent.stored_bytes, h->block_size);
+		for (uint64_t b = ent.first_block; b < ent.first_block + nb; b++)
+			bad |= is_bad(s, b);
+		if (bad)
+			continue;
+		stable_image_locate(s->img, ent.first_block, &fd, &off);
+		got = stable_pread_full(fd, s->buf, ent.stored_bytes, off);
+		if (got != (ssize_t)ent.stored_bytes)
+			continue;	/* a concurrent truncation; scan reported it */
+		if (uncompress(s->out, &out_len, s->buf, ent.stored_bytes) != Z_OK ||
+		    out_len != want) {
+			struct stable_bad_block x = {
+				.kind = STABLE_BLOCK_DATA, .block = ent.first_block,
+				.file_offset = off, .offset = loff, .length = want,
+				.why = "compressed extent passed its checksums but does not inflate",
+			};
+
+			s->rep->bad_extents++;
+			if (cb)
+				cb(arg, &x);
+		}
+	}
+	return 0;
+}
+
+/* Reads stored block b back and checks it: 1 good, 0 bad. */
+static int reverify(struct scrub *s, uint64_t b)
+{
+	uint32_t valid = stable_block_valid(s->h, b);
+	uint64_t off;
+	int fd;
+
+	stable_image_locate(s->img, b, &fd, &off);
+	return stable_pread_full(fd, s->scratch, valid, off) == (ssize_t)valid &&
+	       stable_crc32c(0, s->scratch, valid) == stable_image_crc(s->img, b);
+}
+
+/* Recomputes parity block p (stored number) from its data blocks. */
+static int recompute_parity(struct scrub *s, uint64_t p)
+{
+	const struct stable_hdr *h = s->h;
+	uint64_t g = p - h->data_blocks, first = g * h->parity_group;
+	uint64_t last = stable_min_u64(first + h->parity_group, h->data_blocks);
+	uint64_t off;
+	int fd;
+
+	memset(s->out, 0, h->block_size);
+	for (uint64_t b = first; b < last; b++) {
+		uint32_t valid = stable_block_valid(h, b);
+
+		if (is_bad(s, b))
+			return -EIO;
+		stable_image_locate(s->img, b, &fd, &off);
+		if (stable_pread_full(fd, s->scratch, valid, off) != (ssize_t)valid)
+			return -EIO;
+		stable_xor_into(s->out, s->scratch, valid);
+	}
+	return stable_crc32c(0, s->out, h->block_size) == stable_image_crc(s->img, p)
+	       ? 0 : -EIO;
+}
+
+static void repair(struct scrub *s, struct stable_bad_block *x, uint64_t b)
+{
+	const struct stable_hdr *h = s->h;
+	struct stable_rebuild r;
+	uint64_t off;
+	int fd, ret;
+
+	if (b < h->data_blocks) {
+		ret = stable_rebuild_block(s->img, b, s->out, s->scratch, &r);
+		if (ret) {
+			x->why = r.why;
+			return;
+		}
+	} else if (recompute_parity(s, b)) {
+		x->why = "its group has a bad data block too";
+		return;
+	}
+	stable_image_locate(s->img, b, &fd, &off);
+	if (stable_pwrite_full(fd, s->out, stable_block_valid(h, b), off)) {
+		x->why = "writing the rebuilt block failed";
+		return;
+	}
+	if (reverify(s, b)) {
+		x->repaired = 1;
+		s->rep->repaired++;
+	} else {
+		x->why = "the rewritten block does not read back verified";
+	}
+}
+
+static int run(struct scrub *s, unsigned int flags,
+	       void (*cb)(void *, const struct stable_bad_block *), void *arg)
+{
+	const struct stable_hdr *h = s->h;
+	uint64_t total = h->data_blocks + h->parity_blocks;
+	int ret;
+
+	s->bufsize = h->block_size > CHUNK ? h->block_size : CHUNK;
+	if (s->bufsize < h->extent_size)
+		s->bufsize = h->extent_size;
+	if (posix_memalign((void **)&s->buf, 4096, s->bufsize) ||
+	    posix_memalign((void **)&s->out, 4096,
+			   h->extent_size > h->block_size ? h->extent_size : h->block_size) ||
+	    posix_memalign((void **)&s->scratch, 4096, h->block_size) ||
+	    !(s->bad = calloc(total / 8 + 1, 1)))
+		return stable_set_err(s->err, s->errlen, -ENOMEM, "no memory");
+	posix_fadvise(s->img->data_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	ret = scan(s, 0, h->data_blocks);
+	if (!ret)
+		ret = scan(s, h->data_blocks, h->parity_blocks);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < s->nlist; i++) {
+		struct stable_bad_block *x = &s->list[i];
+		uint64_t b = x->kind == STABLE_BLOCK_DATA ? x->block
+							   : h->data_blocks + x->block;
+
+		if (flags & STABLE_SCRUB_REPAIR)
+			repair(s, x, b);
+	}
+	/* After repairs, so that a repaired block's bit no longer blocks inflate. */
+	for (size_t i = 0; i < s->nlist; i++) {
+		struct stable_bad_block *x = &s->list[i];
+		uint64_t b = x->kind == STABLE_BLOCK_DATA ? x->block
+							   : h->data_blocks + x->block;
+
+		if (x->repaired)
+			s->bad[b / 8] &= (uint8_t)~(1u << (b % 8));
+		if (cb)
+			cb(arg, x);
+	}
+	if (h->flags & STABLE_HF_COMPRESSED)
+		check_extents(s, cb, arg);
+	return s->rep->bad_blocks > s->rep->repaired || s->rep->bad_extents ? 1 : 0;
+}
+
+int stable_scrub(struct stable_image *img, unsigned int flags,
+		 void (*cb)(void *arg, const struct stable_bad_block *bad),
+		 void *arg, struct stable_scrub_report *report, char *err,
+		 size_t errlen)
+{
+	struct stable_scrub_report dummy;
+	struct scrub s = { .img = img, .err = err, .errlen = errlen };
+	int ret;
+
+	if (!img)
+		return stable_set_err(err, errlen, -EINVAL, "no image");
+	if ((flags & STABLE_SCRUB_REPAIR) && !(img->flags & STABLE_OPEN_WRITABLE))
+		return stable_set_err(err, errlen, -EINVAL,
+				      "%s: repair needs the image opened writable", img->path);
+	if ((flags & STABLE_SCRUB_REPAIR) && (img->flags & STABLE_OPEN_DIRECT))
+		return stable_set_err(err, errlen, -EINVAL,
+				      "%s: repair does not work with O_DIRECT", img->path);
+	s.h = &img->hdr;
+	s.rep = report ? report : &dummy;
+	memset(s.rep, 0, sizeof(*s.rep));
+	ret = run(&s, flags, cb, arg);
+	free(s.buf);
+	free(s.out);
+	free(s.scratch);
+	free(s.bad);
+	free(s.list);
+	return ret;
+}
