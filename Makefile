@@ -60,7 +60,7 @@ $(1)/bin/%: tools/%.c $(TOOL_COMMON_SRC:%.c=$(1)/obj/%.o) $(1)/lib/libstable.a $
 	$$(CC) $$(BASE_CFLAGS) $(2) -Itools $$< $(TOOL_COMMON_SRC:%.c=$(1)/obj/%.o) \
 		$(1)/lib/libstable.a $$(TOOL_LIBS) $$(LIB_LIBS) -o $$@
 
-$(1)/tests/%: tests/unit/%.c tests/lib/tap.h $(1)/lib/libstable.a
+$(1)/tests/%: tests/unit/%.c $(wildcard tests/lib/*.h) $(1)/lib/libstable.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE_CFLAGS) $(2) -Ilibstable -Itests/lib $$< $(1)/lib/libstable.a \
 		$$(LIB_LIBS) -o $$@

@@ -220,8 +220,17 @@ static int check_regions(const struct stable_hdr *h, uint64_t file_size,
 			FAIL("data_blocks %llu overflows", U(h->data_blocks));
 		r[n++] = (struct region){ "data region", h->data_offset, len };
 	}
+	/* In file order, so a truncation names the first region it cuts. */
 	for (int i = 0; i < n; i++) {
-		ret = region_fits(&r[i], file_size, err, errlen);
+		for (int j = i + 1; j < n; j++) {
+			if (r[j].off < r[i].off) {
+				struct region t = r[i];
+
+				r[i] = r[j];
+				r[j] = t;
+			}
+		}
+		ret = r[i].len ? region_fits(&r[i], file_size, err, errlen) : 0;
 		if (ret)
 			return ret;
 	}

@@ -1,0 +1,132 @@
+/*
+ * Helpers for the C tests: scratch folders, deterministic data, and
+ * making images through the library.
+ */
+#ifndef STABLE_TESTUTIL_H
+#define STABLE_TESTUTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stable/mkimage.h"
+#include "stable/stable.h"
+
+/* A fresh folder under $STABLE_TMP (or /tmp), removed by tu_cleanup(). */
+static char tu_dir[4096];
+
+static inline const char *tu_tmpdir(void)
+{
+	const char *base = getenv("STABLE_TMP");
+
+	if (!base || !*base)
+		base = "/tmp";
+	mkdir(base, 0755);
+	snprintf(tu_dir, sizeof(tu_dir), "%s/unit.XXXXXX", base);
+	if (!mkdtemp(tu_dir)) {
+		perror(tu_dir);
+		exit(2);
+	}
+	return tu_dir;
+}
+
+static inline void tu_cleanup(void)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tu_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tu_dir);
+}
+
+static inline char *tu_path(const char *name)
+{
+	static char buf[8][4200];
+	static int i;
+	char *p = buf[i++ % 8];
+
+	snprintf(p, sizeof(buf[0]), "%s/%s", tu_dir, name);
+	return p;
+}
+
+/* Deterministic, compressible-in-parts data: a counter mixed with text. */
+static inline void tu_fill(uint8_t *buf, size_t len, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		if ((i / 8192) % 2) {
+			buf[i] = (uint8_t)("stable pages for reads "[i % 23]);
+		} else {
+			x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+			buf[i] = (uint8_t)x;
+		}
+	}
+}
+
+static inline int tu_write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = len ? write(fd, buf, len) : 0;
+	close(fd);
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+static inline long long tu_file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? -1 : (long long)st.st_size;
+}
+
+/* Flips bit `bit` of the byte at off. */
+static inline int tu_flip(const char *path, uint64_t off, int bit)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	int ret = -EIO;
+
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, &b, 1, (off_t)off) == 1) {
+		b ^= (uint8_t)(1u << bit);
+		if (pwrite(fd, &b, 1, (off_t)off) == 1)
+			ret = 0;
+	}
+	close(fd);
+	return ret;
+}
+
+/* Reads [off, off+len) through rd into out; returns 0 or the error. */
+static inline int tu_read_all(struct stable_reader *rd, uint64_t off, size_t len,
+			      uint8_t *out)
+{
+	const struct stable_extent *ext;
+	size_t done = 0;
+	int ret;
+
+	while (done < len) {
+		ret = stable_read(rd, off + done, len - done, &ext);
+		if (ret)
+			return ret;
+		if (ext->offset != off + done || ext->length == 0 ||
+		    ext->length > len - done) {
+			stable_release(rd, ext);
+			return -ERANGE;
+		}
+		memcpy(out + done, ext->data, ext->length);
+		done += ext->length;
+		stable_release(rd, ext);
+	}
+	return 0;
+}
+#endif
