@@ -95,9 +95,10 @@ static int64_t read_verified(struct stable_reader *rd, struct stable_slot *s,
 		good = read_blocks(rd, s, b0, n, found);
 		if (good < 0 || good == (int64_t)n)
 			return good;
-		rd->stats.verify_failures++;
+		/* A bad block after good ones is counted when a read starts at it. */
 		if (good > 0)
 			return good;
+		rd->stats.verify_failures++;
 		if (attempt == rd->max_retries)
 			return 0;
 		rd->stats.retries++;

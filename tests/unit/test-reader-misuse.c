@@ -1,0 +1,102 @@
+/*
+ * Description: misuse of the reader API gets a clear error and leaves the
+ * pool intact: zero length, reads past the end and offset overflow,
+ * double release, releasing a foreign pointer, every extent held
+ * (-ENOBUFS), freeing a reader that still holds extents (-EBUSY). Also
+ * that extents start where asked, never exceed what was asked, and that
+ * the counters count.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "tap.h"
+#include "testutil.h"
+
+#define LEN (300000)
+
+int main(void)
+{
+	static uint8_t src[LEN], out[LEN];
+	struct stable_reader_options ro = { .buffers = 4, .buffer_size = 65536,
+					    .max_retries = 2 };
+	const struct stable_extent *ext[5], *e;
+	struct stable_image *img;
+	struct stable_reader *rd;
+	struct stable_stats st;
+	struct stable_extent fake;
+	char err[512];
+	uint32_t digest;
+	int ret;
+
+	tu_tmpdir();
+	tu_fill(src, LEN, 1);
+	ok(tu_write_file(tu_path("src"), src, LEN) == 0, "write the source");
+	ret = stable_mkimage(tu_path("src"), tu_path("img"), NULL, &digest, err, sizeof(err));
+	if (!ok(ret == 0, "make the image"))
+		diag("%s", err);
+	ret = stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
+	if (!ok(ret == 0, "open the image"))
+		return tap_done();
+	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
+	if (!ok(ret == 0, "new reader"))
+		return tap_done();
+	is(stable_reader_guarantee(rd), STABLE_GUARANTEE_NONE, "forced-none pool reports guarantee none");
+
+	is(stable_read(rd, 0, 0, &e), -EINVAL, "zero-length read");
+	ok(strstr(stable_errmsg(rd), "zero bytes"), "message says zero bytes: %s", stable_errmsg(rd));
+	is(stable_read(rd, LEN, 1, &e), -EINVAL, "read at the end");
+	is(stable_read(rd, LEN - 10, 11, &e), -EINVAL, "read one byte past the end");
+	ok(strstr(stable_errmsg(rd), "past the end"), "message says past the end: %s", stable_errmsg(rd));
+	is(stable_read(rd, UINT64_MAX - 5, 10, &e), -EINVAL, "offset + length overflows");
+	is(stable_read(rd, 0, 10, NULL), -EINVAL, "no extent pointer");
+
+	for (int i = 0; i < 4; i++) {
+		ret = stable_read(rd, (uint64_t)i * 1000, 1000, &ext[i]);
+		is(ret, 0, "read %d of 4 held extents", i);
+		if (ret)
+			ext[i] = NULL;
+	}
+	is(stable_read(rd, 0, 10, &ext[4]), -ENOBUFS, "fifth extent with four held");
+	ok(strstr(stable_errmsg(rd), "all 4 extents are held"), "message: %s", stable_errmsg(rd));
+	is(stable_reader_free(rd), -EBUSY, "freeing a reader with held extents");
+	for (int i = 0; i < 4; i++)
+		ok(ext[i] && memcmp(ext[i]->data, src + i * 1000, 1000) == 0 &&
+		   ext[i]->length == 1000 && ext[i]->offset == (uint64_t)i * 1000,
+		   "held extent %d still has the right bytes", i);
+	is(stable_release(rd, ext[1]), 0, "release");
+	is(stable_release(rd, ext[1]), -EINVAL, "double release");
+	ok(strstr(stable_errmsg(rd), "double release"), "message: %s", stable_errmsg(rd));
+	memset(&fake, 0, sizeof(fake));
+	is(stable_release(rd, &fake), -EINVAL, "release of a foreign extent");
+	is(stable_release(rd, (const struct stable_extent *)((const char *)ext[0] + 1)),
+	   -EINVAL, "release of a misaligned pointer into the pool");
+	is(stable_release(rd, NULL), -EINVAL, "release of NULL");
+	is(stable_release(rd, ext[0]), 0, "release 0");
+	is(stable_release(rd, ext[2]), 0, "release 2");
+	is(stable_release(rd, ext[3]), 0, "release 3");
+
+	/* A long read comes back in several verified extents. */
+	is(tu_read_all(rd, 0, LEN, out), 0, "read everything in extents");
+	ok(memcmp(out, src, LEN) == 0, "every byte equals the source");
+	is(stable_read(rd, 100, LEN - 100, &e), 0, "a read larger than a buffer");
+	ok(e && e->offset == 100 && e->length > 0 && e->length <= 65536,
+	   "extent starts where asked and is at most a buffer (%zu)", e ? e->length : 0);
+	if (e)
+		stable_release(rd, e);
+	stable_reader_stats(rd, &st);
+	ok(st.reads >= 9 && st.bytes >= LEN + 4000, "counters: %llu reads, %llu bytes",
+	   (unsigned long long)st.reads, (unsigned long long)st.bytes);
+	is(st.verify_failures, 0, "no verify failures on a clean image");
+	is(stable_reader_free(rd), 0, "free the reader");
+	stable_image_close(img);
+
+	ro.min_guarantee = STABLE_GUARANTEE_KERNEL_RO;
+	ro.backend = STABLE_BACKEND_PRIVATE;
+	stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
+	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
+	ok(ret == -EOPNOTSUPP && strstr(err, "below the required kernel-ro"),
+	   "forcing private while requiring kernel-ro fails: %s", err);
+	stable_image_close(img);
+	tu_cleanup();
+	return tap_done();
+}
