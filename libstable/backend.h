@@ -26,6 +26,11 @@ struct stable_slot {
 	uint8_t *aux;			/* private: rebuilt or inflated bytes */
 	size_t aux_size;
 	void *priv;			/* the backend's per-slot state */
+	/* the request and its first read, planned by stable_pipeline_plan() */
+	uint64_t user_data;
+	uint64_t req_off;
+	size_t req_len;
+	uint64_t b0, nblocks;		/* stored blocks of the first read */
 };
 
 struct stable_backend_ops {
@@ -37,9 +42,9 @@ struct stable_backend_ops {
 	/* Fills sqe with a read of len bytes at off of fd into s's buffer. */
 	void (*prep_read)(struct stable_reader *rd, struct io_uring_sqe *sqe,
 			  struct stable_slot *s, int fd, uint64_t off, size_t len);
-	/* The read completed with cqe: set s->mem; returns 0 or -errno. */
+	/* The read completed (a cqe's res and flags): set s->mem; 0 or -errno. */
 	int (*complete)(struct stable_reader *rd, struct stable_slot *s,
-			const struct io_uring_cqe *cqe);
+			int res, unsigned int cflags);
 	/* s's buffer is no longer needed (released, or about to be re-read);
 	 * a no-op when s holds none, so callers may call it twice. */
 	void (*put)(struct stable_reader *rd, struct stable_slot *s);

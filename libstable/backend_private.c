@@ -44,11 +44,12 @@ static void private_prep_read(struct stable_reader *rd, struct io_uring_sqe *sqe
 }
 
 static int private_complete(struct stable_reader *rd, struct stable_slot *s,
-			    const struct io_uring_cqe *cqe)
+			    int res, unsigned int cflags)
 {
 	(void)rd;
-	if (cqe->res < 0)
-		return cqe->res;
+	(void)cflags;
+	if (res < 0)
+		return res;
 	s->mem = s->priv;
 	return 0;
 }

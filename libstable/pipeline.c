@@ -8,6 +8,7 @@
  * verified as stored, then inflated from the verified buffer.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,26 +30,25 @@ static int aux_reserve(struct stable_reader *rd, struct stable_slot *s, size_t s
 	return s->aux ? 0 : stable_rd_err(rd, -ENOMEM, "no memory for %zu bytes", size);
 }
 
+#define NO_READ ((ssize_t)INT64_MIN)	/* read_verified: do the first read too */
+
+static int read_error(struct stable_reader *rd, uint64_t b0, uint64_t n, int err)
+{
+	return stable_rd_err(rd, err, "%s: read of blocks %llu-%llu: %s",
+			     rd->img->data_path, U(b0), U(b0 + n - 1), strerror(-err));
+}
+
 /*
- * Reads stored blocks [b0, b0 + n) into s, and returns the index of the
- * first block that fails its checksum (n if none), or a negative errno.
+ * Checks stored blocks [b0, b0 + n) of which got bytes landed in s, and
+ * returns the index of the first that fails its checksum (n if none).
  * A short read counts as a mismatch of the block it cut.
  */
-static int64_t read_blocks(struct stable_reader *rd, struct stable_slot *s,
-			   uint64_t b0, uint64_t n, uint32_t *found)
+static int64_t check_blocks(struct stable_reader *rd, struct stable_slot *s,
+			    uint64_t b0, uint64_t n, ssize_t got, uint32_t *found)
 {
 	const struct stable_image *img = rd->img;
 	const uint32_t bs = img->hdr.block_size;
-	uint64_t off;
-	ssize_t got;
-	int fd;
 
-	stable_image_locate(img, b0, &fd, &off);
-	got = stable_rd_read_sync(rd, s, fd, off, (size_t)(n * bs));
-	if (got < 0)
-		return stable_rd_err(rd, (int)got, "%s: read of blocks %llu-%llu: %s",
-				     img->data_path, U(b0), U(b0 + n - 1),
-				     strerror((int)-got));
 	for (uint64_t i = 0; i < n; i++) {
 		uint32_t valid = stable_block_valid(&img->hdr, b0 + i);
 
@@ -61,6 +61,22 @@ static int64_t read_blocks(struct stable_reader *rd, struct stable_slot *s,
 			return (int64_t)i;
 	}
 	return (int64_t)n;
+}
+
+/* Reads [b0, b0 + n) into s and checks it, as check_blocks(). */
+static int64_t read_blocks(struct stable_reader *rd, struct stable_slot *s,
+			   uint64_t b0, uint64_t n, uint32_t *found)
+{
+	const uint32_t bs = rd->img->hdr.block_size;
+	uint64_t off;
+	ssize_t got;
+	int fd;
+
+	stable_image_locate(rd->img, b0, &fd, &off);
+	got = stable_rd_read_sync(rd, s, fd, off, (size_t)(n * bs));
+	if (got < 0)
+		return read_error(rd, b0, n, (int)got);
+	return check_blocks(rd, s, b0, n, got, found);
 }
 
 /* Records why block b failed for stable_last_error() and the message. */
@@ -84,15 +100,20 @@ static int block_failed(struct stable_reader *rd, uint64_t b, uint64_t loff,
 /*
  * Reads [b0, b0 + n) until its first block verifies, re-reading up to
  * max_retries times. Returns the count of leading good blocks (>= 1), 0
- * if block b0 stayed bad, or -errno.
+ * if block b0 stayed bad, or -errno. first is the result of a first read
+ * already done (bytes or -errno), or NO_READ.
  */
 static int64_t read_verified(struct stable_reader *rd, struct stable_slot *s,
-			     uint64_t b0, uint64_t n, uint32_t *found)
+			     uint64_t b0, uint64_t n, uint32_t *found, ssize_t first)
 {
 	int64_t good;
 
 	for (unsigned int attempt = 0;; attempt++) {
-		good = read_blocks(rd, s, b0, n, found);
+		if (attempt == 0 && first != NO_READ)
+			good = first < 0 ? read_error(rd, b0, n, (int)first)
+					 : check_blocks(rd, s, b0, n, first, found);
+		else
+			good = read_blocks(rd, s, b0, n, found);
 		if (good < 0 || good == (int64_t)n)
 			return good;
 		/* A bad block after good ones is counted when a read starts at it. */
@@ -135,19 +156,17 @@ static int rebuild(struct stable_reader *rd, struct stable_slot *s, uint64_t b,
 	return 0;
 }
 
-static int read_plain(struct stable_reader *rd, struct stable_slot *s,
-		      uint64_t off, size_t len)
+static int read_plain(struct stable_reader *rd, struct stable_slot *s, ssize_t got)
 {
 	const struct stable_hdr *h = &rd->img->hdr;
 	const uint32_t bs = h->block_size;
-	uint64_t b0 = off / bs, skip = off % bs;
-	uint64_t n = stable_div_round_up(skip + len, bs);
+	uint64_t off = s->req_off, b0 = s->b0, skip = off % bs;
+	size_t len = s->req_len;
 	uint32_t found = 0;
 	int64_t good;
 	int ret;
 
-	n = stable_min_u64(n, rd->buffer_size / bs);
-	good = read_verified(rd, s, b0, n, &found);
+	good = read_verified(rd, s, b0, s->nblocks, &found, got);
 	if (good < 0)
 		return (int)good;
 	if (good > 0) {
@@ -184,7 +203,7 @@ static int repair_extent(struct stable_reader *rd, struct stable_slot *s,
 	if (!*copy)
 		return stable_rd_err(rd, -ENOMEM, "no memory");
 	for (uint64_t i = 0; i < n && !ret; i++) {
-		good = read_verified(rd, s, b0 + i, 1, &found);
+		good = read_verified(rd, s, b0 + i, 1, &found, NO_READ);
 		if (good < 0) {
 			ret = (int)good;
 		} else if (good == 1) {
@@ -223,23 +242,23 @@ static int inflate_extent(struct stable_reader *rd, const uint8_t *stored,
 }
 
 static int read_compressed(struct stable_reader *rd, struct stable_slot *s,
-			   uint64_t off, size_t len)
+			   ssize_t got)
 {
 	const struct stable_image *img = rd->img;
 	const struct stable_hdr *h = &img->hdr;
+	uint64_t off = s->req_off;
 	uint64_t e = off / h->extent_size, loff = e * h->extent_size;
 	uint64_t llen = stable_min_u64(h->extent_size, h->data_length - loff);
 	struct stable_index_entry ent;
 	uint8_t *copy = NULL;
 	uint32_t found = 0;
-	uint64_t n;
+	uint64_t n = s->nblocks;
 	int64_t good;
 	int ret;
 
 	stable_index_get(img->index, e, &ent);
-	n = stable_div_round_up(ent.stored_bytes, h->block_size);
-	s->ext.length = (size_t)stable_min_u64(len, loff + llen - off);
-	good = read_verified(rd, s, ent.first_block, n, &found);
+	s->ext.length = (size_t)stable_min_u64(s->req_len, loff + llen - off);
+	good = read_verified(rd, s, ent.first_block, n, &found, got);
 	if (good < 0)
 		return (int)good;
 	if (good == (int64_t)n && (ent.flags & STABLE_XF_RAW)) {
@@ -271,12 +290,42 @@ static int read_compressed(struct stable_reader *rd, struct stable_slot *s,
 	return 0;
 }
 
-int stable_pipeline_read(struct stable_reader *rd, struct stable_slot *s,
-			 uint64_t off, size_t len)
+void stable_pipeline_plan(struct stable_reader *rd, struct stable_slot *s,
+			  uint64_t off, size_t len)
 {
+	const struct stable_hdr *h = &rd->img->hdr;
+	const uint32_t bs = h->block_size;
+
+	s->req_off = off;
+	s->req_len = len;
 	s->ext.offset = off;
 	s->ext.flags = 0;
+	s->ext.data = NULL;
+	s->ext.length = 0;
+	if (h->flags & STABLE_HF_COMPRESSED) {
+		struct stable_index_entry ent;
+
+		stable_index_get(rd->img->index, off / h->extent_size, &ent);
+		s->b0 = ent.first_block;
+		s->nblocks = stable_div_round_up(ent.stored_bytes, bs);
+	} else {
+		s->b0 = off / bs;
+		s->nblocks = stable_min_u64(stable_div_round_up(off % bs + len, bs),
+					    rd->buffer_size / bs);
+	}
+}
+
+void stable_pipeline_locate(struct stable_reader *rd, struct stable_slot *s,
+			    int *fd, uint64_t *off, size_t *len)
+{
+	stable_image_locate(rd->img, s->b0, fd, off);
+	*len = (size_t)(s->nblocks * rd->img->hdr.block_size);
+}
+
+int stable_pipeline_finish(struct stable_reader *rd, struct stable_slot *s,
+			   ssize_t got)
+{
 	if (rd->img->hdr.flags & STABLE_HF_COMPRESSED)
-		return read_compressed(rd, s, off, len);
-	return read_plain(rd, s, off, len);
+		return read_compressed(rd, s, got);
+	return read_plain(rd, s, got);
 }

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "reader.h"
 #include "util.h"
@@ -128,11 +130,18 @@ static int setup(struct stable_reader *rd, const struct stable_reader_options *o
 		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
 	for (unsigned int i = 0; i < rd->nslots; i++)
 		rd->slots[i].index = i;
-	ret = io_uring_queue_init(8, &rd->ring, 0);
+	rd->stash = calloc(rd->nslots, sizeof(*rd->stash));
+	if (!rd->stash)
+		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
+	/* Every slot can have one read in flight, and no more. */
+	ret = io_uring_queue_init(rd->nslots < 8 ? 8 : rd->nslots, &rd->ring, 0);
 	if (ret < 0)
 		return stable_set_err(err, errlen, ret, "io_uring_queue_init: %s",
 				      strerror(-ret));
 	rd->ring_ok = 1;
+	rd->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (rd->efd < 0 || io_uring_register_eventfd(&rd->ring, rd->efd) < 0)
+		return stable_set_err(err, errlen, -errno, "eventfd: %s", strerror(errno));
 	return pick_backend(rd, o, err, errlen);
 }
 
@@ -142,6 +151,9 @@ static void teardown(struct stable_reader *rd)
 		rd->ops->fini(rd);
 	if (rd->ring_ok)
 		io_uring_queue_exit(&rd->ring);
+	if (rd->efd >= 0)
+		close(rd->efd);
+	free(rd->stash);
 	for (unsigned int i = 0; rd->slots && i < rd->nslots; i++)
 		free(rd->slots[i].aux);
 	free(rd->slots);
@@ -164,6 +176,7 @@ int stable_reader_new(struct stable_reader **out,
 	if (!rd)
 		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
 	rd->img = img;
+	rd->efd = -1;
 	ret = setup(rd, opts, err, errlen);
 	if (ret) {
 		teardown(rd);
@@ -177,10 +190,10 @@ int stable_reader_free(struct stable_reader *rd)
 {
 	if (!rd)
 		return 0;
-	if (rd->held)
+	if (rd->held || rd->inflight)
 		return stable_rd_err(rd, -EBUSY,
-				     "reader still holds %u extents: release them first",
-				     rd->held);
+				     "reader still holds %u extents and has %u reads in flight: release and reap them first",
+				     rd->held, rd->inflight);
 	teardown(rd);
 	return 0;
 }
@@ -213,31 +226,7 @@ int stable_last_error(const struct stable_reader *rd, struct stable_error *e)
 	return 0;
 }
 
-ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
-			    int fd, uint64_t off, size_t len)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
-	struct io_uring_cqe *cqe;
-	int ret;
-
-	if (!sqe)
-		return -EBUSY;
-	rd->ops->prep_read(rd, sqe, s, fd, off, len);
-	io_uring_sqe_set_data64(sqe, s->index);
-	ret = io_uring_submit_and_wait(&rd->ring, 1);
-	if (ret < 0)
-		return ret;
-	ret = io_uring_wait_cqe(&rd->ring, &cqe);
-	if (ret < 0)
-		return ret;
-	ret = rd->ops->complete(rd, s, cqe);
-	if (ret == 0)
-		ret = cqe->res;
-	io_uring_cqe_seen(&rd->ring, cqe);
-	return ret;
-}
-
-static struct stable_slot *free_slot(struct stable_reader *rd)
+struct stable_slot *stable_rd_free_slot(struct stable_reader *rd)
 {
 	for (unsigned int i = 0; i < rd->nslots; i++)
 		if (rd->slots[i].state == SLOT_FREE)
@@ -245,18 +234,11 @@ static struct stable_slot *free_slot(struct stable_reader *rd)
 	return NULL;
 }
 
-int stable_read(struct stable_reader *rd, uint64_t off, size_t len,
-		const struct stable_extent **ext)
+int stable_rd_check_range(struct stable_reader *rd, uint64_t off, size_t len)
 {
-	const struct stable_hdr *h;
-	struct stable_slot *s;
+	const struct stable_hdr *h = &rd->img->hdr;
 	uint64_t end;
-	int ret;
 
-	if (!rd || !ext)
-		return -EINVAL;
-	*ext = NULL;
-	h = &rd->img->hdr;
 	if (len == 0)
 		return stable_rd_err(rd, -EINVAL, "read of zero bytes at %llu",
 				     (unsigned long long)off);
@@ -265,14 +247,11 @@ int stable_read(struct stable_reader *rd, uint64_t off, size_t len,
 				     "read of %zu bytes at %llu goes past the end of the image (%llu bytes)",
 				     len, (unsigned long long)off,
 				     (unsigned long long)h->data_length);
-	s = free_slot(rd);
-	if (!s)
-		return stable_rd_err(rd, -ENOBUFS,
-				     "all %u extents are held: release one first",
-				     rd->nslots);
-	s->state = SLOT_BUSY;
-	rd->has_last = 0;
-	ret = stable_pipeline_read(rd, s, off, len);
+	return 0;
+}
+
+int stable_rd_settle(struct stable_reader *rd, struct stable_slot *s, int ret)
+{
 	if (ret) {
 		rd->ops->put(rd, s);
 		s->state = SLOT_FREE;
@@ -283,8 +262,38 @@ int stable_read(struct stable_reader *rd, uint64_t off, size_t len,
 	rd->held++;
 	rd->stats.reads++;
 	rd->stats.bytes += s->ext.length;
-	*ext = &s->ext;
 	return 0;
+}
+
+int stable_read(struct stable_reader *rd, uint64_t off, size_t len,
+		const struct stable_extent **ext)
+{
+	struct stable_slot *s;
+	uint64_t foff;
+	size_t flen;
+	ssize_t got;
+	int fd, ret;
+
+	if (!rd || !ext)
+		return -EINVAL;
+	*ext = NULL;
+	ret = stable_rd_check_range(rd, off, len);
+	if (ret)
+		return ret;
+	s = stable_rd_free_slot(rd);
+	if (!s)
+		return stable_rd_err(rd, -ENOBUFS,
+				     "all %u extents are held: release one first",
+				     rd->nslots);
+	s->state = SLOT_BUSY;
+	rd->has_last = 0;
+	stable_pipeline_plan(rd, s, off, len);
+	stable_pipeline_locate(rd, s, &fd, &foff, &flen);
+	got = stable_rd_read_sync(rd, s, fd, foff, flen);
+	ret = stable_rd_settle(rd, s, stable_pipeline_finish(rd, s, got));
+	if (ret == 0)
+		*ext = &s->ext;
+	return ret;
 }
 
 int stable_release(struct stable_reader *rd, const struct stable_extent *ext)

@@ -24,6 +24,12 @@ struct stable_reader {
 	unsigned int flags;
 	struct stable_slot *slots;
 	unsigned int held;
+	unsigned int inflight;		/* submitted, not yet reaped */
+	unsigned int queued;		/* prepared, not yet submitted */
+	int efd;			/* eventfd: completions are waiting */
+	/* completions of other slots seen while waiting for one (async.c) */
+	struct stable_cqe { uint64_t user_data; int res; unsigned int flags; } *stash;
+	unsigned int nstash;
 	uint8_t *scratch;		/* one block, for parity rebuilds */
 	struct stable_stats stats;
 	struct stable_error last;
@@ -37,13 +43,30 @@ int stable_rd_err(struct stable_reader *rd, int ret, const char *fmt, ...)
 
 /*
  * Reads len bytes at off of fd into slot s through the backend and the
- * reader's ring, waiting for the completion. Returns bytes read or -errno.
+ * reader's ring, waiting for that completion (others seen meanwhile are
+ * stashed for stable_reap). Returns bytes read or -errno. (async.c)
  */
 ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 			    int fd, uint64_t off, size_t len);
+/* Queues the first read planned for s on the ring. (async.c) */
+int stable_rd_queue(struct stable_reader *rd, struct stable_slot *s);
 
-/* The verification pipeline (pipeline.c). */
-int stable_pipeline_read(struct stable_reader *rd, struct stable_slot *s,
-			 uint64_t off, size_t len);
+/* Checks a request's range; 0 or -EINVAL with the message set. (reader.c) */
+int stable_rd_check_range(struct stable_reader *rd, uint64_t off, size_t len);
+struct stable_slot *stable_rd_free_slot(struct stable_reader *rd);
+/* Bookkeeping when a slot's request ends with ret. (reader.c) */
+int stable_rd_settle(struct stable_reader *rd, struct stable_slot *s, int ret);
+
+/*
+ * The verification pipeline (pipeline.c). plan() decides the first read
+ * of a request; its result goes to finish(), which verifies in place and,
+ * only when that fails, re-reads, rebuilds and repairs synchronously.
+ */
+void stable_pipeline_plan(struct stable_reader *rd, struct stable_slot *s,
+			  uint64_t off, size_t len);
+void stable_pipeline_locate(struct stable_reader *rd, struct stable_slot *s,
+			    int *fd, uint64_t *off, size_t *len);
+int stable_pipeline_finish(struct stable_reader *rd, struct stable_slot *s,
+			   ssize_t got);
 
 #endif

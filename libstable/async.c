@@ -1,0 +1,208 @@
+/*
+ * Asynchronous reads, and the ring plumbing the synchronous path shares.
+ *
+ * Every slot has at most one read in flight, tagged with the slot's
+ * index. stable_submit() queues a slot's first read; stable_reap() takes
+ * completions and runs the pipeline's finish step on them (verification
+ * in place; re-reads and rebuilds, which are rare, synchronously). When
+ * the synchronous path waits for its own completion it may see other
+ * slots' completions first: those are stashed and reaped later.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reader.h"
+#include "util.h"
+
+int stable_rd_queue(struct stable_reader *rd, struct stable_slot *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+	uint64_t off;
+	size_t len;
+	int fd;
+
+	if (!sqe)
+		return -EBUSY;
+	stable_pipeline_locate(rd, s, &fd, &off, &len);
+	rd->ops->prep_read(rd, sqe, s, fd, off, len);
+	io_uring_sqe_set_data64(sqe, s->index);
+	rd->queued++;
+	return 0;
+}
+
+ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
+			    int fd, uint64_t off, size_t len)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!sqe)
+		return -EBUSY;
+	rd->ops->prep_read(rd, sqe, s, fd, off, len);
+	io_uring_sqe_set_data64(sqe, s->index);
+	ret = io_uring_submit(&rd->ring);
+	if (ret < 0)
+		return ret;
+	rd->queued = 0;
+	for (;;) {
+		uint64_t ud;
+		int res;
+		unsigned int flags;
+
+		ret = io_uring_wait_cqe(&rd->ring, &cqe);
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0)
+			return ret;
+		ud = io_uring_cqe_get_data64(cqe);
+		res = cqe->res;
+		flags = cqe->flags;
+		io_uring_cqe_seen(&rd->ring, cqe);
+		if (ud == s->index) {
+			ret = rd->ops->complete(rd, s, res, flags);
+			return ret ? ret : res;
+		}
+		/* Another slot's read: at most one per slot, so it fits. */
+		rd->stash[rd->nstash++] = (struct stable_cqe){ ud, res, flags };
+	}
+}
+
+int stable_submit(struct stable_reader *rd, uint64_t offset, size_t length,
+		  uint64_t user_data)
+{
+	struct stable_slot *s;
+	int ret;
+
+	if (!rd)
+		return -EINVAL;
+	ret = stable_rd_check_range(rd, offset, length);
+	if (ret)
+		return ret;
+	s = stable_rd_free_slot(rd);
+	if (!s)
+		return stable_rd_err(rd, -ENOBUFS,
+				     "all %u slots are reading or held: reap or release first",
+				     rd->nslots);
+	stable_pipeline_plan(rd, s, offset, length);
+	s->user_data = user_data;
+	ret = stable_rd_queue(rd, s);
+	if (ret)
+		return stable_rd_err(rd, ret, "the submission queue is full");
+	s->state = SLOT_BUSY;
+	rd->inflight++;
+	return 0;
+}
+
+int stable_flush(struct stable_reader *rd)
+{
+	int ret;
+
+	if (!rd)
+		return -EINVAL;
+	if (!rd->queued)
+		return 0;
+	ret = io_uring_submit(&rd->ring);
+	if (ret < 0)
+		return stable_rd_err(rd, ret, "io_uring_submit: %s", strerror(-ret));
+	rd->queued = 0;
+	return 0;
+}
+
+/* Runs the finish step for one completion of slot ud. */
+static void finish_one(struct stable_reader *rd, const struct stable_cqe *q,
+		       struct stable_completion *c)
+{
+	struct stable_slot *s = &rd->slots[q->user_data];
+	int ret;
+
+	rd->inflight--;
+	rd->has_last = 0;
+	ret = rd->ops->complete(rd, s, q->res, q->flags);
+	ret = stable_pipeline_finish(rd, s, ret ? ret : q->res);
+	memset(c, 0, sizeof(*c));
+	c->user_data = s->user_data;
+	c->result = stable_rd_settle(rd, s, ret);
+	if (c->result == 0)
+		c->ext = &s->ext;
+	else if (rd->has_last)
+		c->error = rd->last;
+}
+
+int stable_reap(struct stable_reader *rd, struct stable_completion *c,
+		unsigned int max)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int n = 0;
+	uint64_t drain;
+	int ret;
+
+	if (!rd || (!c && max))
+		return -EINVAL;
+	ret = stable_flush(rd);
+	if (ret)
+		return ret;
+	/* Reset readiness first; set it again below if anything is left. */
+	if (read(rd->efd, &drain, sizeof(drain)) < 0 && errno != EAGAIN)
+		return -errno;
+	while (n < max && rd->nstash > 0) {
+		struct stable_cqe q = rd->stash[0];
+
+		memmove(rd->stash, rd->stash + 1, --rd->nstash * sizeof(q));
+		finish_one(rd, &q, &c[n++]);
+	}
+	while (n < max && io_uring_peek_cqe(&rd->ring, &cqe) == 0) {
+		struct stable_cqe q = { io_uring_cqe_get_data64(cqe), cqe->res, cqe->flags };
+
+		io_uring_cqe_seen(&rd->ring, cqe);
+		finish_one(rd, &q, &c[n++]);
+	}
+	if (rd->nstash > 0 || io_uring_cq_ready(&rd->ring) > 0) {
+		drain = 1;
+		if (write(rd->efd, &drain, sizeof(drain)) < 0)
+			return -errno;
+	}
+	return (int)n;
+}
+
+int stable_wait(struct stable_reader *rd)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!rd)
+		return -EINVAL;
+	ret = stable_flush(rd);
+	if (ret)
+		return ret;
+	if (rd->nstash > 0 || rd->inflight == 0)
+		return 0;
+	do {
+		ret = io_uring_wait_cqe(&rd->ring, &cqe);
+	} while (ret == -EINTR);
+	return ret < 0 ? ret : 0;
+}
+
+int stable_reader_fd(struct stable_reader *rd)
+{
+	return rd ? rd->efd : -EINVAL;
+}
+
+unsigned int stable_inflight(const struct stable_reader *rd)
+{
+	return rd ? rd->inflight : 0;
+}
+
+int stable_release_batch(struct stable_reader *rd,
+			 const struct stable_extent *const *ext, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		int ret = stable_release(rd, ext[i]);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}

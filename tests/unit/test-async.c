@@ -1,0 +1,110 @@
+/*
+ * Description: the asynchronous API. Many reads submitted at once come
+ * back through stable_reap with their user_data and the right bytes; the
+ * reader's fd polls readable exactly while completions wait; a full pool
+ * answers -ENOBUFS; a corrupt block comes back as a completion with -EIO
+ * naming the block while the other reads of the batch succeed; freeing
+ * with reads in flight is refused.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+
+#include "tap.h"
+#include "testutil.h"
+
+#define BS 4096
+#define LEN (256 * BS)
+#define SLOTS 8
+
+static int readable(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+int main(void)
+{
+	static uint8_t src[LEN];
+	struct stable_reader_options ro = { .buffers = SLOTS, .buffer_size = 16 * BS,
+					    .max_retries = 1 };
+	struct stable_completion c[SLOTS];
+	const struct stable_extent *held[SLOTS];
+	struct stable_image *img;
+	struct stable_reader *rd;
+	char err[512];
+	uint32_t digest;
+	int ret, n, got = 0, right = 0, eio = 0, bad_block = -1;
+
+	tu_tmpdir();
+	tu_fill(src, LEN, 11);
+	tu_write_file(tu_path("src"), src, LEN);
+	ret = stable_mkimage(tu_path("src"), tu_path("img"), NULL, &digest, err, sizeof(err));
+	ok(ret == 0, "make the image");
+	stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
+	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
+	if (!ok(ret == 0, "reader: %s", err))
+		return tap_done();
+	ok(stable_reader_fd(rd) >= 0, "the reader has a pollable fd");
+	ok(!readable(stable_reader_fd(rd), 0), "not readable before any read");
+
+	for (int i = 0; i < SLOTS; i++)
+		is(stable_submit(rd, (uint64_t)i * 20 * BS + 100, 3 * BS, 1000 + i), 0,
+		   "submit read %d", i);
+	is(stable_submit(rd, 0, 1, 99), -ENOBUFS, "a ninth submit with eight slots busy");
+	is(stable_inflight(rd), SLOTS, "eight in flight");
+	is(stable_reader_free(rd), -EBUSY, "free with reads in flight is refused");
+	is(stable_flush(rd), 0, "flush");
+	ok(readable(stable_reader_fd(rd), 5000), "the fd polls readable once reads complete");
+	while (got < SLOTS) {
+		n = stable_reap(rd, c, SLOTS);
+		if (n < 0 || (n == 0 && stable_wait(rd) < 0))
+			break;
+		for (int i = 0; i < n; i++) {
+			int k = (int)c[i].user_data - 1000;
+
+			held[got++] = c[i].ext;
+			if (c[i].result == 0 && k >= 0 && k < SLOTS &&
+			    c[i].ext->offset == (uint64_t)k * 20 * BS + 100 &&
+			    c[i].ext->length == 3 * BS &&
+			    memcmp(c[i].ext->data, src + k * 20 * BS + 100, 3 * BS) == 0)
+				right++;
+		}
+	}
+	is(right, SLOTS, "every completion has its user_data, offset, length and bytes");
+	ok(!readable(stable_reader_fd(rd), 0), "not readable once everything is reaped");
+	is(stable_submit(rd, 0, 1, 99), -ENOBUFS, "a submit while all extents are held");
+	is(stable_release_batch(rd, held, SLOTS), 0, "release all in one batch");
+	is(stable_reader_free(rd), 0, "free after everything is released");
+
+	/* A bad block in one read of a batch. Block 41 is at 4096 * 42. */
+	tu_flip(tu_path("img"), 4096 * 42 + 7, 2);
+	stable_reader_new(&rd, img, &ro, err, sizeof(err));
+	for (int i = 0; i < 4; i++)
+		stable_submit(rd, (uint64_t)(40 + i) * BS, BS, (uint64_t)i);
+	got = 0;
+	right = 0;
+	while (got < 4) {
+		n = stable_reap(rd, c, 4);
+		if (n < 0 || (n == 0 && stable_wait(rd) < 0))
+			break;
+		for (int i = 0; i < n; i++, got++) {
+			if (c[i].result == -EIO) {
+				eio++;
+				bad_block = (int)c[i].error.block;
+			} else if (c[i].result == 0) {
+				right += memcmp(c[i].ext->data,
+						src + (40 + c[i].user_data) * BS, BS) == 0;
+				stable_release(rd, c[i].ext);
+			}
+		}
+	}
+	is(eio, 1, "one completion fails");
+	is(bad_block, 41, "it names block 41");
+	is(right, 3, "the other three deliver the right bytes");
+	is(stable_reader_free(rd), 0, "free");
+	stable_image_close(img);
+	tu_cleanup();
+	return tap_done();
+}
