@@ -16,17 +16,25 @@
 #include "reader.h"
 #include "util.h"
 
+/* The user_data of a NOP that stands in for a read that failed to prepare. */
+#define IGNORED UINT64_MAX
+
 int stable_rd_queue(struct stable_reader *rd, struct stable_slot *s)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
 	uint64_t off;
 	size_t len;
-	int fd;
+	int fd, ret;
 
 	if (!sqe)
 		return -EBUSY;
 	stable_pipeline_locate(rd, s, &fd, &off, &len);
-	rd->ops->prep_read(rd, sqe, s, fd, off, len);
+	ret = rd->ops->prep_read(rd, sqe, s, fd, off, len);
+	if (ret) {
+		io_uring_prep_nop(sqe);	/* the sqe is taken: make it harmless */
+		io_uring_sqe_set_data64(sqe, IGNORED);
+		return ret;
+	}
 	io_uring_sqe_set_data64(sqe, s->index);
 	rd->queued++;
 	return 0;
@@ -41,7 +49,12 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 
 	if (!sqe)
 		return -EBUSY;
-	rd->ops->prep_read(rd, sqe, s, fd, off, len);
+	ret = rd->ops->prep_read(rd, sqe, s, fd, off, len);
+	if (ret) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, IGNORED);
+		return ret;
+	}
 	io_uring_sqe_set_data64(sqe, s->index);
 	ret = io_uring_submit(&rd->ring);
 	if (ret < 0)
@@ -61,6 +74,8 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 		res = cqe->res;
 		flags = cqe->flags;
 		io_uring_cqe_seen(&rd->ring, cqe);
+		if (ud == IGNORED)
+			continue;
 		if (ud == s->index) {
 			ret = rd->ops->complete(rd, s, res, flags);
 			return ret ? ret : res;
@@ -157,7 +172,8 @@ int stable_reap(struct stable_reader *rd, struct stable_completion *c,
 		struct stable_cqe q = { io_uring_cqe_get_data64(cqe), cqe->res, cqe->flags };
 
 		io_uring_cqe_seen(&rd->ring, cqe);
-		finish_one(rd, &q, &c[n++]);
+		if (q.user_data != IGNORED)
+			finish_one(rd, &q, &c[n++]);
 	}
 	if (rd->nstash > 0 || io_uring_cq_ready(&rd->ring) > 0) {
 		drain = 1;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "seal.h"
 #include "stable/stable.h"
 
 struct stable_reader;
@@ -25,6 +26,7 @@ struct stable_slot {
 	const uint8_t *mem;		/* where the last read landed */
 	uint8_t *aux;			/* private: rebuilt or inflated bytes */
 	size_t aux_size;
+	struct stable_sealed aux_sealed; /* a sealed copy of aux, when handed out */
 	void *priv;			/* the backend's per-slot state */
 	/* the request and its first read, planned by stable_pipeline_plan() */
 	uint64_t user_data;
@@ -40,7 +42,7 @@ struct stable_backend_ops {
 	int (*init)(struct stable_reader *rd, char *err, size_t errlen);
 	void (*fini)(struct stable_reader *rd);
 	/* Fills sqe with a read of len bytes at off of fd into s's buffer. */
-	void (*prep_read)(struct stable_reader *rd, struct io_uring_sqe *sqe,
+	int (*prep_read)(struct stable_reader *rd, struct io_uring_sqe *sqe,
 			  struct stable_slot *s, int fd, uint64_t off, size_t len);
 	/* The read completed (a cqe's res and flags): set s->mem; 0 or -errno. */
 	int (*complete)(struct stable_reader *rd, struct stable_slot *s,
@@ -51,5 +53,6 @@ struct stable_backend_ops {
 };
 
 extern const struct stable_backend_ops stable_backend_private;
+extern const struct stable_backend_ops stable_backend_sealed;
 
 #endif

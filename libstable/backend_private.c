@@ -35,12 +35,13 @@ static void private_fini(struct stable_reader *rd)
 	}
 }
 
-static void private_prep_read(struct stable_reader *rd, struct io_uring_sqe *sqe,
+static int private_prep_read(struct stable_reader *rd, struct io_uring_sqe *sqe,
 			      struct stable_slot *s, int fd, uint64_t off,
 			      size_t len)
 {
 	(void)rd;
 	io_uring_prep_read(sqe, fd, s->priv, (unsigned int)len, off);
+	return 0;
 }
 
 static int private_complete(struct stable_reader *rd, struct stable_slot *s,

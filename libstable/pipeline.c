@@ -30,6 +30,31 @@ static int aux_reserve(struct stable_reader *rd, struct stable_slot *s, size_t s
 	return s->aux ? 0 : stable_rd_err(rd, -ENOMEM, "no memory for %zu bytes", size);
 }
 
+/*
+ * Hands out bytes the library produced itself (rebuilt or inflated) from
+ * s->aux. A backend that promises SEALED or better gets a sealed copy, so
+ * these bytes are as immutable as read ones (at most SEALED: the kernel
+ * cannot own memory we wrote). Failing to seal is an error, not a quiet
+ * downgrade.
+ */
+static int publish_aux(struct stable_reader *rd, struct stable_slot *s,
+		       size_t len, size_t skip)
+{
+	int ret;
+
+	s->ext.data = s->aux + skip;
+	s->ext.guarantee = STABLE_GUARANTEE_NONE;
+	if (rd->ops->guarantee < STABLE_GUARANTEE_SEALED)
+		return 0;
+	ret = stable_sealed_copy(&s->aux_sealed, s->aux, len);
+	if (ret)
+		return stable_rd_err(rd, ret, "sealing %zu rebuilt or inflated bytes: %s",
+				     len, strerror(-ret));
+	s->ext.data = (const uint8_t *)s->aux_sealed.ro + skip;
+	s->ext.guarantee = STABLE_GUARANTEE_SEALED;
+	return 0;
+}
+
 #define NO_READ ((ssize_t)INT64_MIN)	/* read_verified: do the first read too */
 
 static int read_error(struct stable_reader *rd, uint64_t b0, uint64_t n, int err)
@@ -179,10 +204,8 @@ static int read_plain(struct stable_reader *rd, struct stable_slot *s, ssize_t g
 	if (ret)
 		return ret;
 	rd->ops->put(rd, s);
-	s->ext.data = s->aux + skip;
 	s->ext.length = (size_t)stable_min_u64(len, bs - skip);
-	s->ext.guarantee = STABLE_GUARANTEE_NONE;
-	return 0;
+	return publish_aux(rd, s, bs, skip);
 }
 
 /*
@@ -283,11 +306,9 @@ static int read_compressed(struct stable_reader *rd, struct stable_slot *s,
 	if (ret)
 		return ret;
 	rd->ops->put(rd, s);
-	s->ext.data = s->aux + (off - loff);
 	if (!(ent.flags & STABLE_XF_RAW))
 		s->ext.flags |= STABLE_EXTENT_INFLATED;
-	s->ext.guarantee = STABLE_GUARANTEE_NONE;
-	return 0;
+	return publish_aux(rd, s, llen, off - loff);
 }
 
 void stable_pipeline_plan(struct stable_reader *rd, struct stable_slot *s,

@@ -20,6 +20,7 @@
 
 /* Strongest first: AUTO takes the first whose init succeeds. */
 static const struct stable_backend_ops *const backends[] = {
+	&stable_backend_sealed,
 	&stable_backend_private,
 };
 
@@ -128,8 +129,10 @@ static int setup(struct stable_reader *rd, const struct stable_reader_options *o
 	rd->scratch = malloc(h->block_size);
 	if (!rd->slots || !rd->scratch)
 		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
-	for (unsigned int i = 0; i < rd->nslots; i++)
+	for (unsigned int i = 0; i < rd->nslots; i++) {
 		rd->slots[i].index = i;
+		rd->slots[i].aux_sealed = (struct stable_sealed)STABLE_SEALED_INIT;
+	}
 	rd->stash = calloc(rd->nslots, sizeof(*rd->stash));
 	if (!rd->stash)
 		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
@@ -154,8 +157,10 @@ static void teardown(struct stable_reader *rd)
 	if (rd->efd >= 0)
 		close(rd->efd);
 	free(rd->stash);
-	for (unsigned int i = 0; rd->slots && i < rd->nslots; i++)
+	for (unsigned int i = 0; rd->slots && i < rd->nslots; i++) {
 		free(rd->slots[i].aux);
+		stable_sealed_drop(&rd->slots[i].aux_sealed);
+	}
 	free(rd->slots);
 	free(rd->scratch);
 	free(rd);
@@ -254,6 +259,7 @@ int stable_rd_settle(struct stable_reader *rd, struct stable_slot *s, int ret)
 {
 	if (ret) {
 		rd->ops->put(rd, s);
+		stable_sealed_drop(&s->aux_sealed);
 		s->state = SLOT_FREE;
 		rd->stats.errors++;
 		return ret;
@@ -315,6 +321,7 @@ int stable_release(struct stable_reader *rd, const struct stable_extent *ext)
 				     "release of extent %zu, which is not held (double release?)",
 				     i);
 	rd->ops->put(rd, s);
+	stable_sealed_drop(&s->aux_sealed);
 	s->state = SLOT_FREE;
 	rd->held--;
 	return 0;

@@ -24,11 +24,11 @@ static int readable(int fd, int ms)
 	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
 }
 
-int main(void)
+static void run(enum stable_backend backend, const char *bname)
 {
 	static uint8_t src[LEN];
 	struct stable_reader_options ro = { .buffers = SLOTS, .buffer_size = 16 * BS,
-					    .max_retries = 1 };
+					    .max_retries = 1, .backend = backend };
 	struct stable_completion c[SLOTS];
 	const struct stable_extent *held[SLOTS];
 	struct stable_image *img;
@@ -38,14 +38,17 @@ int main(void)
 	int ret, n, got = 0, right = 0, eio = 0, bad_block = -1;
 
 	tu_tmpdir();
+	diag("backend %s", bname);
 	tu_fill(src, LEN, 11);
 	tu_write_file(tu_path("src"), src, LEN);
 	ret = stable_mkimage(tu_path("src"), tu_path("img"), NULL, &digest, err, sizeof(err));
 	ok(ret == 0, "make the image");
 	stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
 	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
-	if (!ok(ret == 0, "reader: %s", err))
-		return tap_done();
+	if (!ok(ret == 0, "%s: reader: %s", bname, err))
+		return;
+	is(stable_reader_guarantee(rd), backend == STABLE_BACKEND_SEALED ?
+	   STABLE_GUARANTEE_SEALED : STABLE_GUARANTEE_NONE, "%s: guarantee", bname);
 	ok(stable_reader_fd(rd) >= 0, "the reader has a pollable fd");
 	ok(!readable(stable_reader_fd(rd), 0), "not readable before any read");
 
@@ -106,5 +109,11 @@ int main(void)
 	is(stable_reader_free(rd), 0, "free");
 	stable_image_close(img);
 	tu_cleanup();
+}
+
+int main(void)
+{
+	run(STABLE_BACKEND_PRIVATE, "private");
+	run(STABLE_BACKEND_SEALED, "sealed");
 	return tap_done();
 }

@@ -13,11 +13,11 @@
 
 #define LEN (64 * 4096 + 1000)
 
-int main(void)
+static void run(enum stable_backend backend, const char *bname)
 {
 	static uint8_t src[LEN], out[LEN];
 	struct stable_mkimage_options mo = { .block_size = 4096, .parity_group = 4 };
-	struct stable_reader_options ro = { .max_retries = 3 };
+	struct stable_reader_options ro = { .max_retries = 3, .backend = backend };
 	struct stable_image *img;
 	struct stable_reader *rd;
 	struct stable_stats st;
@@ -27,6 +27,7 @@ int main(void)
 	int ret;
 
 	tu_tmpdir();
+	diag("backend %s", bname);
 	tu_fill(src, LEN, 3);
 	tu_write_file(tu_path("src"), src, LEN);
 	ret = stable_mkimage(tu_path("src"), tu_path("img"), &mo, &digest, err, sizeof(err));
@@ -40,16 +41,30 @@ int main(void)
 
 	stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
 	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
-	if (!ok(ret == 0, "reader"))
-		return tap_done();
+	if (!ok(ret == 0, "%s: reader", bname))
+		return;
 	memset(out, 0, sizeof(out));
 	ret = tu_read_all(rd, 0, LEN, out);
 	is(ret, 0, "read everything with three bad blocks in three groups");
 	ok(memcmp(out, src, LEN) == 0, "every byte is right after rebuilds");
+	{
+		const struct stable_extent *x;
+
+		ret = stable_read(rd, 1 * 4096 + 10, 100, &x);	/* block 1 is bad */
+		ok(ret == 0 && (x->flags & STABLE_EXTENT_REBUILT) &&
+		   memcmp(x->data, src + 1 * 4096 + 10, 100) == 0,
+		   "%s: a rebuilt extent says so and has the right bytes", bname);
+		if (ret == 0) {
+			is(x->guarantee, backend == STABLE_BACKEND_SEALED ?
+			   STABLE_GUARANTEE_SEALED : STABLE_GUARANTEE_NONE,
+			   "%s: the rebuilt bytes carry the backend's guarantee", bname);
+			stable_release(rd, x);
+		}
+	}
 	stable_reader_stats(rd, &st);
-	is(st.rebuilds, 3, "three rebuilds counted");
-	is(st.retries, 9, "three re-reads per bad block before rebuilding");
-	is(st.verify_failures, 12, "each failed check counted");
+	is(st.rebuilds, 4, "four rebuilds counted");
+	is(st.retries, 12, "three re-reads per bad block before rebuilding");
+	is(st.verify_failures, 16, "each failed check counted");
 	stable_reader_free(rd);
 
 	/* A second bad block in group 2 (blocks 8-11). */
@@ -80,5 +95,11 @@ int main(void)
 	stable_reader_free(rd);
 	stable_image_close(img);
 	tu_cleanup();
+}
+
+int main(void)
+{
+	run(STABLE_BACKEND_PRIVATE, "private");
+	run(STABLE_BACKEND_SEALED, "sealed");
 	return tap_done();
 }

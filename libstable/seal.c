@@ -1,0 +1,87 @@
+/*
+ * Sealed memfds (see seal.h). A sealed memfd cannot be reused (seals are
+ * permanent), so each sealed buffer is a fresh memfd, dropped on release.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "seal.h"
+
+#define SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+static size_t page_round(size_t len)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return len ? (len + pg - 1) / pg * pg : pg;
+}
+
+int stable_sealed_create(struct stable_sealed *m, size_t len)
+{
+	int ret;
+
+	m->maplen = page_round(len);
+	m->ro = NULL;
+	m->fd = memfd_create("stable-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (m->fd < 0)
+		return -errno;
+	if (ftruncate(m->fd, (off_t)m->maplen) < 0)
+		goto fail;
+	m->rw = mmap(NULL, m->maplen, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+	if (m->rw == MAP_FAILED) {
+		m->rw = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	ret = -errno;
+	close(m->fd);
+	m->fd = -1;
+	return ret;
+}
+
+int stable_sealed_seal(struct stable_sealed *m)
+{
+	void *ro;
+
+	if (m->rw) {
+		munmap(m->rw, m->maplen);
+		m->rw = NULL;
+	}
+	if (fcntl(m->fd, F_ADD_SEALS, SEALS) < 0)
+		return -errno;
+	ro = mmap(NULL, m->maplen, PROT_READ, MAP_SHARED, m->fd, 0);
+	if (ro == MAP_FAILED)
+		return -errno;
+	m->ro = ro;
+	return 0;
+}
+
+int stable_sealed_copy(struct stable_sealed *m, const void *data, size_t len)
+{
+	int ret = stable_sealed_create(m, len);
+
+	if (ret)
+		return ret;
+	memcpy(m->rw, data, len);
+	ret = stable_sealed_seal(m);
+	if (ret)
+		stable_sealed_drop(m);
+	return ret;
+}
+
+void stable_sealed_drop(struct stable_sealed *m)
+{
+	if (m->rw)
+		munmap(m->rw, m->maplen);
+	if (m->ro)
+		munmap((void *)m->ro, m->maplen);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->rw = NULL;
+	m->ro = NULL;
+	m->fd = -1;
+}
