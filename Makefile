@@ -92,12 +92,15 @@ demo: all
 # Parts append their targets (kernel/kernel.mk adds the kernel and VM suites).
 TEST_TARGETS := test-unit
 -include kernel/kernel.mk
+# stabled (server/): its build rules, test-server, fuzz and bench-server.
+-include server/server.mk
 
 # The unit programs and the tool scripts in one prove run, one summary.
 test-unit: asan
 	STABLE_BIN=$(CURDIR)/$(BUILD)/asan/bin STABLE_TMP=$(CURDIR)/$(BUILD)/tmp \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	prove -f $(UNIT_NAMES:%=$(BUILD)/asan/tests/%) $(sort $(wildcard tests/tools/*.t))
+	prove -f $(UNIT_NAMES:%=$(BUILD)/asan/tests/%) $(sort $(wildcard tests/tools/*.t)) \
+		$(sort $(wildcard tests/docs/*.t))
 
 test: $(TEST_TARGETS)
 
@@ -118,9 +121,12 @@ install: all
 	install -m 644 $(BUILD)/lib/libstable.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/lib/libstable.so.0 $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libstable.so.0 $(DESTDIR)$(PREFIX)/lib/libstable.so
-	install -m 644 $(BUILD)/lib/libstable.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' libstable/libstable.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/libstable.pc
 	install -m 644 include/stable/*.h $(DESTDIR)$(PREFIX)/include/stable/
-	install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(if $(wildcard man/*.1),install -m 644 $(wildcard man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/)
+	install -d $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 
 clean:
 	rm -rf $(BUILD)
