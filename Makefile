@@ -28,7 +28,7 @@ UNIT_NAMES := $(UNIT_SRC:tests/unit/%.c=%)
 DEPS_STAMP := $(BUILD)/.deps-installed
 
 .PHONY: all lib tools deps demo test test-unit test-valgrind install clean help \
-	bench-verify asan
+	bench-verify bench-lib asan
 all: lib tools
 
 # Objects are not intermediates to delete.
@@ -112,6 +112,9 @@ test-valgrind: $(UNIT_NAMES:%=$(BUILD)/tests/%)
 # --- benchmarks (figures, never pass/fail) -----------------------------------
 bench-verify: all
 	sh scripts/bench-verify.sh $(BUILD)/bin
+
+bench-lib: all
+	sh scripts/bench-lib.sh $(BUILD)/bin
 
 # --- install -------------------------------------------------------------------
 install: all

@@ -283,6 +283,15 @@ void stable_image_get_info(const struct stable_image *img,
 	i->data_path = img->data_path;
 }
 
+int stable_image_block_crc(const struct stable_image *img, uint64_t block,
+			   uint32_t *crc)
+{
+	if (!img || block >= img->hdr.data_blocks + img->hdr.parity_blocks)
+		return -EINVAL;
+	*crc = stable_image_crc(img, block);
+	return 0;
+}
+
 int stable_digest_parse(const char *text, uint32_t *digest)
 {
 	uint32_t v = 0;

@@ -30,7 +30,9 @@ int stable_sealed_create(struct stable_sealed *m, size_t len)
 		return -errno;
 	if (ftruncate(m->fd, (off_t)m->maplen) < 0)
 		goto fail;
-	m->rw = mmap(NULL, m->maplen, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+	/* populated up front: one call instead of a fault per page */
+	m->rw = mmap(NULL, m->maplen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		     m->fd, 0);
 	if (m->rw == MAP_FAILED) {
 		m->rw = NULL;
 		goto fail;
@@ -53,7 +55,7 @@ int stable_sealed_seal(struct stable_sealed *m)
 	}
 	if (fcntl(m->fd, F_ADD_SEALS, SEALS) < 0)
 		return -errno;
-	ro = mmap(NULL, m->maplen, PROT_READ, MAP_SHARED, m->fd, 0);
+	ro = mmap(NULL, m->maplen, PROT_READ, MAP_SHARED | MAP_POPULATE, m->fd, 0);
 	if (ro == MAP_FAILED)
 		return -errno;
 	m->ro = ro;

@@ -100,6 +100,14 @@ void stable_image_close(struct stable_image *img);
 void stable_image_get_info(const struct stable_image *img,
 			   struct stable_image_info *info);
 
+/*
+ * The checksum table entry of stored block `block` (data blocks first,
+ * then parity blocks), for tools that check blocks themselves. 0, or
+ * -EINVAL past the last block.
+ */
+int stable_image_block_crc(const struct stable_image *img, uint64_t block,
+			   uint32_t *crc);
+
 /* "0a1b2c3d": the root digest as stable-mkimage prints it. */
 int stable_digest_parse(const char *text, uint32_t *digest);
 
