@@ -22,8 +22,8 @@ TOOL_LIBS := -lblkid
 LIB_SRC := $(sort $(wildcard libstable/*.c))
 TOOL_NAMES := $(patsubst tools/%.c,%,$(sort $(wildcard tools/stable-*.c)))
 TOOL_COMMON_SRC := $(filter-out $(TOOL_NAMES:%=tools/%.c),$(wildcard tools/*.c))
-UNIT_SRC := $(sort $(wildcard tests/unit/test-*.c))
-UNIT_NAMES := $(UNIT_SRC:tests/unit/%.c=%)
+UNIT_SRC := $(sort $(wildcard tests/unit/test-*.c) $(wildcard tests/stability/test-*.c))
+UNIT_NAMES := $(notdir $(UNIT_SRC:%.c=%))
 
 DEPS_STAMP := $(BUILD)/.deps-installed
 
@@ -64,6 +64,11 @@ $(1)/tests/%: tests/unit/%.c $(wildcard tests/lib/*.h) $(1)/lib/libstable.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE_CFLAGS) $(2) -Ilibstable -Itests/lib $$< $(1)/lib/libstable.a \
 		$$(LIB_LIBS) -o $$@
+
+$(1)/tests/%: tests/stability/%.c $(wildcard tests/lib/*.h) $(1)/lib/libstable.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) $(2) -Ilibstable -Itests/lib $$< $(1)/lib/libstable.a \
+		$$(LIB_LIBS) -lpthread -o $$@
 endef
 
 $(eval $(call variant,$(BUILD),))
