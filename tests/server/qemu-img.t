@@ -1,0 +1,39 @@
+#!/bin/sh
+# Description: qemu-img, a real NBD client, sees the export's size, copies
+# it to raw and compares it equal to the original bytes, for an inline,
+# a compressed and a sidecar image whose size is a multiple of 512 but not
+# of the block size (qemu rounds other sizes up to 512: see nbdcopy.t for
+# odd sizes).
+. "$(dirname "$0")/lib.sh"
+need qemu-img
+
+src=$T_DIR/src.raw
+random_file "$src" 3000832	# 5861 sectors: not a multiple of 4096
+mkimg "$src" "$T_DIR/inline.stable"
+mkimg "$src" "$T_DIR/small.stable" -b 512
+mkimg "$src" "$T_DIR/sidecar.stable" --sidecar
+text_file "$T_DIR/text.raw" 2000384
+mkimg "$T_DIR/text.raw" "$T_DIR/zip.stable" -z
+
+start_server "$T_DIR/inline.stable" "$T_DIR/small.stable" \
+	"$T_DIR/sidecar.stable" "$T_DIR/zip.stable" || done_testing
+
+for e in inline small sidecar zip; do
+	orig=$src
+	[ $e = zip ] && orig=$T_DIR/text.raw
+	u="nbd+unix:///$e?socket=$SOCK"
+
+	trun 60 qemu-img info --output=json "$u"
+	exits "qemu-img info $e" 0
+	like "$T_DIR/out" "\"virtual-size\": $(wc -c <"$orig")," \
+		"qemu-img info $e: size is $(wc -c <"$orig")"
+
+	trun 120 qemu-img convert -f raw -O raw "$u" "$T_DIR/$e.out"
+	exits "qemu-img convert $e" 0
+	same_file "$T_DIR/$e.out" "$orig" "qemu-img convert $e: bytes equal the original"
+
+	trun 120 qemu-img compare -f raw -F raw "$orig" "$u"
+	exits "qemu-img compare $e against the original" 0
+done
+stop_server
+done_testing
