@@ -66,6 +66,7 @@ int stable_rebuild_block(const struct stable_image *img, uint64_t b,
 	ret = read_checked(img, h->data_blocks + g, out);
 	if (ret) {
 		r->other_bad = h->data_blocks + g;
+		r->has_other = 1;
 		r->why = "the group's parity block is bad too";
 		return ret;
 	}
@@ -76,6 +77,7 @@ int stable_rebuild_block(const struct stable_image *img, uint64_t b,
 		ret = read_checked(img, o, scratch);
 		if (ret) {
 			r->other_bad = o;
+			r->has_other = 1;
 			r->why = "another block of the parity group is bad too";
 			return ret;
 		}

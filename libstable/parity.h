@@ -13,7 +13,8 @@ struct stable_image;
 void stable_xor_into(uint8_t *dst, const uint8_t *src, size_t len);
 
 struct stable_rebuild {
-	uint64_t other_bad;	/* another bad block of the group, if any */
+	uint64_t other_bad;	/* another bad block of the group... */
+	int has_other;		/* ...if this is set (block 0 is a block) */
 	uint32_t expected, found; /* crc of the rebuilt block */
 	const char *why;	/* NULL on success */
 };

@@ -169,7 +169,7 @@ static int rebuild(struct stable_reader *rd, struct stable_slot *s, uint64_t b,
 		return ret;
 	ret = stable_rebuild_block(rd->img, b, s->aux, rd->scratch, &r);
 	if (ret) {
-		if (r.other_bad)
+		if (r.has_other)
 			snprintf(what, sizeof(what), "parity rebuild failed: %s (block %llu)",
 				 r.why, U(r.other_bad));
 		else
