@@ -30,6 +30,7 @@ void conn_fail(struct conn *c, const char *fmt, ...)
 	vsnprintf(c->why, sizeof(c->why), fmt, ap);
 	va_end(ap);
 	c->state = CS_DEAD;
+	c->failed = true;
 	atomic_fetch_add(&stats.protocol_errors, 1);
 }
 

@@ -158,6 +158,7 @@ struct conn {
 
 	bool no_zeroes, structured, meta_alloc;
 	bool shutting_down;		/* the server is stopping */
+	bool failed;			/* closed for a reason worth logging */
 	const struct export *exp;	/* chosen export in transmission */
 	uint64_t skip;			/* input bytes to discard (write payload) */
 	uint8_t *in;

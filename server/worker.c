@@ -160,7 +160,7 @@ static void conn_free(struct worker *w, struct wconn *wc)
 {
 	log_debug("connection from %s closed after %llu requests: %s", wc->peer,
 		  wc->c.requests, wc->c.why[0] ? wc->c.why : "done");
-	if (wc->c.state == CS_DEAD && wc->c.why[0])
+	if (wc->c.failed)
 		log_info("connection from %s closed: %s", wc->peer, wc->c.why);
 	conn_fini(&wc->c);
 	close(wc->fd);

@@ -13,7 +13,7 @@ URI="nbd+unix:///?socket=$SOCK"
 LOG=$T_DIR/stabled.log
 SPID=
 
-trap 'stop_quietly; rm -rf "$T_DIR"' EXIT
+trap 'stop_quietly; [ -n "${KEEP_TMP:-}" ] || rm -rf "$T_DIR"' EXIT
 
 # need CMD...: skips the whole file when a program is missing.
 need() {
