@@ -16,46 +16,53 @@
 #include "reader.h"
 #include "util.h"
 
-/* The user_data of a NOP that stands in for a read that failed to prepare. */
-#define IGNORED UINT64_MAX
+int stable_queue_plain_read(struct stable_reader *rd, void *buf, int fd,
+			    uint64_t off, size_t len, uint64_t tag)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_read(sqe, fd, buf, (unsigned int)len, off);
+	io_uring_sqe_set_data64(sqe, tag);
+	return 0;
+}
 
 int stable_rd_queue(struct stable_reader *rd, struct stable_slot *s)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
 	uint64_t off;
 	size_t len;
 	int fd, ret;
 
-	if (!sqe)
-		return -EBUSY;
 	stable_pipeline_locate(rd, s, &fd, &off, &len);
-	ret = rd->ops->prep_read(rd, sqe, s, fd, off, len);
-	if (ret) {
-		io_uring_prep_nop(sqe);	/* the sqe is taken: make it harmless */
-		io_uring_sqe_set_data64(sqe, IGNORED);
-		return ret;
+	ret = rd->ops->queue_read(rd, s, fd, off, len, s->index);
+	if (ret == 0)
+		rd->queued++;
+	return ret;
+}
+
+/* A completion that is not a slot's read: the backend's own, or ignored. */
+static int not_a_read(struct stable_reader *rd, uint64_t ud, int res)
+{
+	if (ud == STABLE_TAG_IGNORED)
+		return 1;
+	if (ud & STABLE_TAG_BACKEND) {
+		if (rd->ops->backend_cqe)
+			rd->ops->backend_cqe(rd, ud, res);
+		return 1;
 	}
-	io_uring_sqe_set_data64(sqe, s->index);
-	rd->queued++;
 	return 0;
 }
 
 ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 			    int fd, uint64_t off, size_t len)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
 	struct io_uring_cqe *cqe;
 	int ret;
 
-	if (!sqe)
-		return -EBUSY;
-	ret = rd->ops->prep_read(rd, sqe, s, fd, off, len);
-	if (ret) {
-		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data64(sqe, IGNORED);
+	ret = rd->ops->queue_read(rd, s, fd, off, len, s->index);
+	if (ret)
 		return ret;
-	}
-	io_uring_sqe_set_data64(sqe, s->index);
 	ret = io_uring_submit(&rd->ring);
 	if (ret < 0)
 		return ret;
@@ -74,7 +81,7 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 		res = cqe->res;
 		flags = cqe->flags;
 		io_uring_cqe_seen(&rd->ring, cqe);
-		if (ud == IGNORED)
+		if (not_a_read(rd, ud, res))
 			continue;
 		if (ud == s->index) {
 			ret = rd->ops->complete(rd, s, res, flags);
@@ -172,7 +179,7 @@ int stable_reap(struct stable_reader *rd, struct stable_completion *c,
 		struct stable_cqe q = { io_uring_cqe_get_data64(cqe), cqe->res, cqe->flags };
 
 		io_uring_cqe_seen(&rd->ring, cqe);
-		if (q.user_data != IGNORED)
+		if (!not_a_read(rd, q.user_data, q.res))
 			finish_one(rd, &q, &c[n++]);
 	}
 	if (rd->nstash > 0 || io_uring_cq_ready(&rd->ring) > 0) {

@@ -18,6 +18,10 @@
 
 struct stable_reader;
 
+/* user_data of completions that are not a slot's read */
+#define STABLE_TAG_IGNORED	UINT64_MAX
+#define STABLE_TAG_BACKEND	(1ull << 62)
+
 /* An extent slot: one buffer's worth of data, from read to release. */
 struct stable_slot {
 	struct stable_extent ext;	/* what the caller sees; first member */
@@ -41,9 +45,17 @@ struct stable_backend_ops {
 	/* Sets up the pool; -EOPNOTSUPP (with a message) if this kernel can't. */
 	int (*init)(struct stable_reader *rd, char *err, size_t errlen);
 	void (*fini)(struct stable_reader *rd);
-	/* Fills sqe with a read of len bytes at off of fd into s's buffer. */
-	int (*prep_read)(struct stable_reader *rd, struct io_uring_sqe *sqe,
-			  struct stable_slot *s, int fd, uint64_t off, size_t len);
+	/*
+	 * Queues on rd->ring a read of len bytes at off of fd into s's
+	 * buffer, with user_data tag. It may queue requests of its own before
+	 * it (tagged STABLE_TAG_BACKEND | x), such as buffer returns. Returns
+	 * 0, or -errno with nothing of it queued (or only harmless NOPs
+	 * tagged STABLE_TAG_IGNORED).
+	 */
+	int (*queue_read)(struct stable_reader *rd, struct stable_slot *s,
+			  int fd, uint64_t off, size_t len, uint64_t tag);
+	/* A completion of a request the backend queued for itself; may be NULL. */
+	void (*backend_cqe)(struct stable_reader *rd, uint64_t user_data, int res);
 	/* The read completed (a cqe's res and flags): set s->mem; 0 or -errno. */
 	int (*complete)(struct stable_reader *rd, struct stable_slot *s,
 			int res, unsigned int cflags);
@@ -54,5 +66,10 @@ struct stable_backend_ops {
 
 extern const struct stable_backend_ops stable_backend_private;
 extern const struct stable_backend_ops stable_backend_sealed;
+extern const struct stable_backend_ops stable_backend_kmbuf_ro;
+
+/* Gets an SQE and fills it with a plain read into buf, tagged. -EBUSY if the SQ is full. */
+int stable_queue_plain_read(struct stable_reader *rd, void *buf, int fd,
+			    uint64_t off, size_t len, uint64_t tag);
 
 #endif

@@ -35,13 +35,10 @@ static void private_fini(struct stable_reader *rd)
 	}
 }
 
-static int private_prep_read(struct stable_reader *rd, struct io_uring_sqe *sqe,
-			      struct stable_slot *s, int fd, uint64_t off,
-			      size_t len)
+static int private_queue_read(struct stable_reader *rd, struct stable_slot *s,
+			      int fd, uint64_t off, size_t len, uint64_t tag)
 {
-	(void)rd;
-	io_uring_prep_read(sqe, fd, s->priv, (unsigned int)len, off);
-	return 0;
+	return stable_queue_plain_read(rd, s->priv, fd, off, len, tag);
 }
 
 static int private_complete(struct stable_reader *rd, struct stable_slot *s,
@@ -66,7 +63,7 @@ const struct stable_backend_ops stable_backend_private = {
 	.guarantee = STABLE_GUARANTEE_NONE,
 	.init = private_init,
 	.fini = private_fini,
-	.prep_read = private_prep_read,
+	.queue_read = private_queue_read,
 	.complete = private_complete,
 	.put = private_put,
 };

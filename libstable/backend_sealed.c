@@ -47,19 +47,20 @@ static void sealed_fini(struct stable_reader *rd)
 	}
 }
 
-static int sealed_prep_read(struct stable_reader *rd, struct io_uring_sqe *sqe,
-			    struct stable_slot *s, int fd, uint64_t off, size_t len)
+static int sealed_queue_read(struct stable_reader *rd, struct stable_slot *s,
+			     int fd, uint64_t off, size_t len, uint64_t tag)
 {
 	struct stable_sealed *m = s->priv;
 	int ret;
 
-	(void)rd;
 	stable_sealed_drop(m);
 	ret = stable_sealed_create(m, len);
 	if (ret)
 		return ret;
-	io_uring_prep_read(sqe, fd, m->rw, (unsigned int)len, off);
-	return 0;
+	ret = stable_queue_plain_read(rd, m->rw, fd, off, len, tag);
+	if (ret)
+		stable_sealed_drop(m);
+	return ret;
 }
 
 static int sealed_complete(struct stable_reader *rd, struct stable_slot *s,
@@ -89,7 +90,7 @@ const struct stable_backend_ops stable_backend_sealed = {
 	.guarantee = STABLE_GUARANTEE_SEALED,
 	.init = sealed_init,
 	.fini = sealed_fini,
-	.prep_read = sealed_prep_read,
+	.queue_read = sealed_queue_read,
 	.complete = sealed_complete,
 	.put = sealed_put,
 };
