@@ -1,0 +1,77 @@
+# kernel/kernel.mk: the kernel part of the build, included by the top-level
+# Makefile. The patched Linux tree and its build directory live outside the
+# repository, under $(KERNEL_CACHE); test programs build under $(BUILD)/.
+#
+#   make kernel            fetch linux-source-7.3, apply kernel/patches, build bzImage
+#   make vm-test           boot it under qemu (TCG) and run tests/kernel/ inside
+#   make checkpatch        scripts/checkpatch.pl --strict over the series
+#   make test-kernel-host  tests/kernel/ on the running kernel (they skip without the series)
+#   make uapi-check        include/stable/kmbuf_uapi.h against the patched uapi header
+#
+# KERNEL_SRC=DIR uses an existing Linux 7.3 tree instead of fetching one
+# (the series is applied to it unless already applied).
+
+KERNEL_CACHE ?= $(HOME)/.cache/stable
+KERNEL_PKG ?= linux-source-7.3
+KERNEL_JOBS ?= 3
+ifeq ($(KERNEL_SRC),)
+KERNEL_TREE := $(KERNEL_CACHE)/src/$(KERNEL_PKG)
+KERNEL_BUILD ?= $(KERNEL_CACHE)/build
+else
+KERNEL_TREE := $(KERNEL_SRC)
+KERNEL_BUILD ?= $(KERNEL_CACHE)/build-custom
+endif
+KERNEL_IMAGE := $(KERNEL_BUILD)/arch/x86/boot/bzImage
+KERNEL_HEADERS := $(KERNEL_BUILD)/usr/include
+
+KTEST_SRC := $(sort $(wildcard tests/kernel/kmbuf-*.c))
+KTEST_NAMES := $(KTEST_SRC:tests/kernel/%.c=%)
+KTEST_HDR := tests/kernel/kmbuf-test.h include/stable/kmbuf_uapi.h
+KTEST_CFLAGS := -std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Iinclude -Itests/kernel
+KTEST_HOST := $(BUILD)/kernel-tests/host
+KTEST_STATIC := $(BUILD)/kernel-tests/static
+KVM_DIR := $(BUILD)/kernel-vm
+
+.PHONY: kernel kernel-source vm-test checkpatch test-kernel-host uapi-check \
+	kernel-tests-static
+
+kernel-source:
+ifeq ($(KERNEL_SRC),)
+	kernel/fetch-source.sh $(KERNEL_CACHE) $(KERNEL_PKG)
+endif
+
+kernel: kernel-source
+	kernel/build.sh $(KERNEL_TREE) $(KERNEL_BUILD) $(KERNEL_JOBS)
+
+checkpatch: kernel-source
+	kernel/checkpatch.sh $(KERNEL_TREE)
+
+# Dynamic builds for the host run, static ones for the initramfs.
+$(KTEST_HOST)/%: tests/kernel/%.c $(KTEST_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(KTEST_CFLAGS) $< -o $@ -luring -lpthread
+
+$(KTEST_STATIC)/%: tests/kernel/%.c $(KTEST_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(KTEST_CFLAGS) -static $< -o $@ -luring -lpthread
+
+kernel-tests-static: $(KTEST_NAMES:%=$(KTEST_STATIC)/%)
+
+test-kernel-host: $(KTEST_NAMES:%=$(KTEST_HOST)/%)
+	KMBUF_TEST_DIR=$(CURDIR)/$(BUILD)/tmp prove -f --exec tests/kernel/tap-exec.sh $^
+
+# The series' uapi header, generated from the patched tree by `make headers`,
+# against ours: one side of uapi-check.c compiled with each header.
+uapi-check: kernel
+	$(MAKE) -s -C $(KERNEL_TREE) O=$(abspath $(KERNEL_BUILD)) headers
+	@mkdir -p $(BUILD)/kernel-tests
+	$(CC) -std=gnu11 -Wall -Werror -DUAPI_KERNEL_SIDE -I$(KERNEL_HEADERS) \
+		-c tests/kernel/uapi-check.c -o $(BUILD)/kernel-tests/uapi-kernel.o
+	$(CC) -std=gnu11 -Wall -Werror -Iinclude tests/kernel/uapi-check.c \
+		$(BUILD)/kernel-tests/uapi-kernel.o -o $(BUILD)/kernel-tests/uapi-check
+	$(BUILD)/kernel-tests/uapi-check
+
+vm-test: kernel kernel-tests-static
+	kernel/vm-test.sh $(KERNEL_IMAGE) $(KTEST_STATIC) $(KVM_DIR)
+
+TEST_TARGETS += checkpatch test-kernel-host uapi-check vm-test

@@ -1,0 +1,113 @@
+#!/bin/bash
+# Boot the patched kernel under qemu (TCG) and run the static test
+# programs of tests/kernel/ inside it, then judge the run on the host.
+#
+# The guest is a busybox initramfs holding the tests; a second virtio
+# disk carries an ext4 file system (made on the host with mkfs.ext4, no
+# mounting needed) where the tests put their files, so O_DIRECT reads hit
+# a real block device. Results come back over the serial console between
+# markers: one "KTEST-RESULT name rc" line per test, then the guest's
+# dmesg. The run fails if a test fails or skips, if the suite did not
+# finish, or if the kernel log shows a warning, BUG, KASAN or lockdep
+# report.
+#
+# usage: vm-test.sh BZIMAGE TEST_DIR OUT_DIR
+set -euo pipefail
+
+image=${1:?usage: vm-test.sh BZIMAGE TEST_DIR OUT_DIR}
+tests=${2:?}
+out=${3:?}
+timeout_s=${KVM_TIMEOUT:-1200}
+mem=${KVM_MEM:-1G}
+smp=${KVM_SMP:-2}
+busybox=${BUSYBOX:-/bin/busybox}
+
+[ -f "$image" ] || { echo "vm-test: no kernel at $image" >&2; exit 1; }
+file "$busybox" 2>/dev/null | grep -q 'statically linked' ||
+	{ echo "vm-test: $busybox is not static (install busybox-static)" >&2; exit 1; }
+
+rm -rf "$out"
+mkdir -p "$out/root/bin" "$out/root/tests" "$out/root/proc" "$out/root/sys" \
+	"$out/root/dev" "$out/root/tmp" "$out/root/mnt"
+cp "$busybox" "$out/root/bin/busybox"
+cp "$tests"/* "$out/root/tests/"
+cat > "$out/root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mount -t tmpfs tmp /tmp
+mount -t ext4 /dev/vda /mnt || echo "KTEST-NOTE no ext4 disk"
+echo 1 > /proc/sys/kernel/panic_on_warn 2>/dev/null
+echo "KTEST-BEGIN"
+for t in /tests/*; do
+	name=${t##*/}
+	echo "KTEST-START $name"
+	KMBUF_TEST_DIR=/mnt timeout 300 "$t"
+	echo "KTEST-RESULT $name $?"
+done
+echo "KTEST-DMESG-BEGIN"
+dmesg
+echo "KTEST-DMESG-END"
+echo "KTEST-END"
+sync
+reboot -f
+INIT
+chmod +x "$out/root/init"
+(cd "$out/root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initrd.gz"
+
+truncate -s 256M "$out/disk.img"
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$out/disk.img"
+
+start=$(date +%s)
+set +e
+timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp "$smp" -m "$mem" \
+	-nographic -no-reboot -monitor none \
+	-kernel "$image" -initrd "$out/initrd.gz" \
+	-drive file="$out/disk.img",if=virtio,format=raw,cache=unsafe \
+	-append "console=ttyS0 panic=-1 oops=panic loglevel=4 quiet" \
+	< /dev/null > "$out/console.log" 2>&1
+qrc=$?
+set -e
+elapsed=$(( $(date +%s) - start ))
+tr -d '\r' < "$out/console.log" > "$out/console.txt"
+
+# The verdict, as TAP.
+fail=0
+n=$(grep -c '^KTEST-RESULT ' "$out/console.txt" || true)
+echo "1..$((n + 2))"
+i=0
+while read -r _ name rc; do
+	i=$((i + 1))
+	if [ "$rc" = 0 ]; then
+		echo "ok $i - vm: $name"
+	else
+		echo "not ok $i - vm: $name (exit $rc)"
+		sed -n "/^KTEST-START $name\$/,/^KTEST-RESULT $name /p" \
+			"$out/console.txt" | sed 's/^/#   /'
+		fail=1
+	fi
+done < <(grep '^KTEST-RESULT ' "$out/console.txt")
+
+i=$((i + 1))
+if grep -q '^KTEST-END' "$out/console.txt"; then
+	echo "ok $i - vm: suite finished in ${elapsed}s (qemu exit $qrc)"
+else
+	echo "not ok $i - vm: suite did not finish (qemu exit $qrc after ${elapsed}s)"
+	tail -40 "$out/console.txt" | sed 's/^/#   /'
+	fail=1
+fi
+
+i=$((i + 1))
+pat='WARNING:|BUG:|KASAN|UBSAN|possible circular locking|possible recursive locking|inconsistent lock state|INFO: |Call Trace|general protection|Oops|Kernel panic|kernel BUG|refcount_t:|list_add corruption|list_del corruption'
+if grep -E -n "$pat" "$out/console.txt" > "$out/kernel-reports.txt"; then
+	echo "not ok $i - vm: kernel log has reports (see $out/console.txt)"
+	head -60 "$out/kernel-reports.txt" | sed 's/^/#   /'
+	fail=1
+else
+	echo "ok $i - vm: no WARNING/BUG/KASAN/lockdep reports in the kernel log"
+fi
+echo "# vm-test: $n tests, ${elapsed}s in the VM, log $out/console.txt"
+exit $fail
