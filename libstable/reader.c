@@ -20,6 +20,7 @@
 
 /* Strongest first: AUTO takes the first whose init succeeds. */
 static const struct stable_backend_ops *const backends[] = {
+	&stable_backend_kmbuf_ro,
 	&stable_backend_sealed,
 	&stable_backend_private,
 };
@@ -136,8 +137,9 @@ static int setup(struct stable_reader *rd, const struct stable_reader_options *o
 	rd->stash = calloc(rd->nslots, sizeof(*rd->stash));
 	if (!rd->stash)
 		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
-	/* Every slot can have one read in flight, and no more. */
-	ret = io_uring_queue_init(rd->nslots < 8 ? 8 : rd->nslots, &rd->ring, 0);
+	/* Every slot has at most one read in flight, and a backend may queue
+	 * one request of its own before each. */
+	ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring, 0);
 	if (ret < 0)
 		return stable_set_err(err, errlen, ret, "io_uring_queue_init: %s",
 				      strerror(-ret));
