@@ -152,7 +152,7 @@ static void run_pbuf(struct bench *b, struct result *r)
 	struct io_uring_cqe *cqe;
 	struct io_uring ring;
 	uint8_t *mem;
-	uint64_t offs[64], submitted = 0;
+	uint64_t submitted = 0;
 	unsigned int inflight = 0;
 	int fd = open_data(b);
 
@@ -188,7 +188,6 @@ static void run_pbuf(struct bench *b, struct result *r)
 					   b->info.data_offset + off);
 			sqe->flags |= IOSQE_BUFFER_SELECT;
 			sqe->buf_group = 1;
-			offs[inflight] = off;	/* reads of one depth complete in any order: tag */
 			io_uring_sqe_set_data64(sqe, off);
 			inflight++;
 			submitted += b->size;
@@ -210,7 +209,6 @@ static void run_pbuf(struct bench *b, struct result *r)
 			r->bytes += b->size;
 		}
 	}
-	(void)offs;
 	io_uring_queue_exit(&ring);
 	free(mem);
 	munmap(br, entries * sizeof(struct io_uring_buf));
@@ -224,7 +222,7 @@ static void run_copy(struct bench *b, struct result *r)
 	struct io_uring ring;
 	uint8_t *mem, *copy;
 	uint64_t submitted = 0;
-	unsigned int inflight = 0, slot = 0;
+	unsigned int inflight = 0, nfree = 0, free_slots[64];
 	int fd = open_data(b);
 
 	if (fd < 0 || io_uring_queue_init(64, &ring, 0) ||
@@ -233,15 +231,20 @@ static void run_copy(struct bench *b, struct result *r)
 		r->err = 1;
 		return;
 	}
+	/* reads complete in any order: a buffer is reused only once it is free */
+	while (nfree < b->depth) {
+		free_slots[nfree] = nfree;
+		nfree++;
+	}
 	while (r->bytes < b->bytes) {
 		while (inflight < b->depth && submitted < b->bytes) {
 			uint64_t off = next_offset(b);
+			unsigned int slot = free_slots[--nfree];
 
 			sqe = io_uring_get_sqe(&ring);
 			io_uring_prep_read(sqe, fd, mem + (size_t)slot * b->size,
 					   (unsigned int)b->size, b->info.data_offset + off);
 			io_uring_sqe_set_data64(sqe, off << 8 | slot);
-			slot = (slot + 1) % b->depth;
 			inflight++;
 			submitted += b->size;
 		}
@@ -255,6 +258,7 @@ static void run_copy(struct bench *b, struct result *r)
 			} else {
 				r->bad++;
 			}
+			free_slots[nfree++] = (unsigned int)(ud & 0xff);
 			io_uring_cqe_seen(&ring, cqe);
 			inflight--;
 			r->bytes += b->size;
