@@ -28,7 +28,7 @@ UNIT_NAMES := $(notdir $(UNIT_SRC:%.c=%))
 DEPS_STAMP := $(BUILD)/.deps-installed
 
 .PHONY: all lib tools deps demo test test-unit test-valgrind install clean help \
-	bench-verify bench-lib asan
+	bench-verify bench-lib stability-report asan
 all: lib tools
 
 # Objects are not intermediates to delete.
@@ -120,6 +120,11 @@ bench-verify: all
 
 bench-lib: all
 	sh scripts/bench-lib.sh $(BUILD)/bin
+
+# The attack x backend table of docs/stability.md.
+stability-report: $(BUILD)/asan/tests/test-buffer-attacks
+	STABLE_TMP=$(CURDIR)/$(BUILD)/tmp $< --report $(BUILD)/stability-buffers.md
+	cat $(BUILD)/stability-buffers.md
 
 # --- install -------------------------------------------------------------------
 install: all
