@@ -35,5 +35,26 @@ for e in inline small sidecar zip; do
 	trun 120 qemu-img compare -f raw -F raw "$orig" "$u"
 	exits "qemu-img compare $e against the original" 0
 done
+
+# writes are refused, the data stays the same, and nothing past the end
+u="nbd+unix:///inline?socket=$SOCK"
+if command -v qemu-io >/dev/null 2>&1; then
+	trun 60 qemu-io -f raw -c "write -P 0xaa 0 4096" "$u"
+	if [ "$rc" -ne 0 ] || grep -Eq "read-only|Operation not permitted|failed" "$T_DIR/out" "$T_DIR/err"; then
+		pass "qemu-io write is refused"
+	else
+		fail "qemu-io write is refused" "status $rc" "$(cat "$T_DIR/out")"
+	fi
+	trun 60 qemu-io -r -f raw -c "read 3000832 512" "$u"
+	like "$T_DIR/out" "(Input/output error|Invalid argument|out of range|failed)" "qemu-io read past the end fails"
+	trun 60 qemu-io -r -f raw -c "read -v 3000320 512" "$u"
+	exits "qemu-io read of the last sector" 0
+else
+	skip "qemu-io is not installed"
+fi
+trun 120 qemu-img convert -n -f raw -O raw "$T_DIR/zip.out" "$u"
+if [ "$rc" -ne 0 ]; then pass "qemu-img convert onto the export is refused (status $rc)"; else fail "qemu-img convert onto the export is refused" "status 0"; fi
+trun 120 qemu-img compare -f raw -F raw "$src" "$u"
+exits "the export still equals the original after the refused writes" 0
 stop_server
 done_testing

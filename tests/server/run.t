@@ -1,0 +1,60 @@
+#!/bin/sh
+# Description: --run starts the server, runs the command with $uri,
+# $unixsocket or $port set, stops the server when the command exits and
+# exits with the command's status (nbdkit's captive mode). Also the
+# command line: --help, --version, usage errors exit 2, an image that
+# cannot be opened exits 1 naming it.
+. "$(dirname "$0")/lib.sh"
+need nbdinfo
+
+random_file "$T_DIR/a.raw" 100000
+mkimg "$T_DIR/a.raw" "$T_DIR/disk.img"
+
+trun 30 "$STABLED" --help
+exits "stabled --help" 0
+like "$T_DIR/out" "--require-guarantee" "--help lists --require-guarantee"
+trun 30 "$STABLED" --version
+exits "stabled --version" 0
+like "$T_DIR/out" "^stabled [0-9]+\.[0-9]+\.[0-9]+" "--version prints the version"
+trun 30 "$STABLED" --no-such-option "$T_DIR/disk.img"
+exits "stabled --no-such-option" 2
+trun 30 "$STABLED" -f
+exits "stabled with no image" 2
+trun 30 "$STABLED" -f --threads 0 "$T_DIR/disk.img"
+exits "stabled --threads 0" 2
+trun 30 "$STABLED" -f --require-guarantee=strong "$T_DIR/disk.img"
+exits "stabled --require-guarantee=strong" 2
+trun 30 "$STABLED" -f -U "$T_DIR/s" "$T_DIR/nonexistent.img"
+exits "stabled on a missing image" 1
+like "$T_DIR/err" "nonexistent.img" "the error names the missing image"
+trun 30 "$STABLED" -f -U "$T_DIR/s" "$T_DIR/a.raw"
+exits "stabled on a file that is not an image" 1
+trun 30 "$STABLED" -f -U "$T_DIR/s" "x=$T_DIR/disk.img" "x=$T_DIR/disk.img"
+exits "stabled with two exports named x" 1
+like "$T_DIR/err" "export name 'x' is already taken" "the error says the name is taken"
+
+trun 60 "$STABLED" -f --run 'echo "uri=$uri"; echo "sock=$unixsocket"; nbdinfo --size "$uri"' "$T_DIR/disk.img"
+exits "--run with a private Unix socket" 0
+like "$T_DIR/out" '^uri=nbd\+unix:///\?socket=/.*/socket$' "--run sets \$uri to the private socket"
+like "$T_DIR/out" '^sock=/' "--run sets \$unixsocket"
+like "$T_DIR/out" '^100000$' "the command reaches the export through \$uri"
+like "$T_DIR/err" "export 'disk' \(default\): .*100000 bytes" "the start-up summary names the export and its size"
+like "$T_DIR/err" "backend [a-z-]+, guarantee (none|sealed|kernel-ro)" "the start-up summary names the backend and guarantee"
+
+trun 60 "$STABLED" -f --run 'exit 7' "$T_DIR/disk.img"
+exits "--run passes on the command's exit status" 7
+trun 60 "$STABLED" -f --run 'kill -TERM $$' "$T_DIR/disk.img"
+exits "--run: a command killed by SIGTERM gives 128+15" 143
+
+trun 60 "$STABLED" -f -U "$T_DIR/u.sock" --run 'test "$unixsocket" = "'"$T_DIR/u.sock"'" && nbdinfo --size "$uri"' "$T_DIR/disk.img"
+exits "--run with -U PATH" 0
+like "$T_DIR/out" '^100000$' "-U: the command reaches the export"
+if [ -e "$T_DIR/u.sock" ]; then fail "the socket is removed at exit" "$T_DIR/u.sock exists"; else pass "the socket is removed at exit"; fi
+
+# TCP: port 0 picks a free port, the default address is 127.0.0.1
+trun 60 "$STABLED" -f -p 0 --run 'echo "uri=$uri port=$port"; nbdinfo --size "$uri"' "$T_DIR/disk.img"
+exits "--run over TCP with -p 0" 0
+like "$T_DIR/out" '^uri=nbd://127\.0\.0\.1:[1-9][0-9]*/ port=[1-9][0-9]*$' "TCP: \$uri and \$port name 127.0.0.1 and the port"
+like "$T_DIR/out" '^100000$' "TCP: the command reaches the export"
+like "$T_DIR/err" "listening on 127\.0\.0\.1 port [1-9]" "TCP listens on 127.0.0.1 by default"
+done_testing
