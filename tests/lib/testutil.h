@@ -106,6 +106,18 @@ static inline int tu_flip(const char *path, uint64_t off, int bit)
 	return ret;
 }
 
+/* The guarantee a forced backend reports, and that of bytes it rebuilt. */
+static inline enum stable_guarantee tu_guarantee(enum stable_backend b)
+{
+	return b == STABLE_BACKEND_KMBUF_RO ? STABLE_GUARANTEE_KERNEL_RO :
+	       b == STABLE_BACKEND_SEALED ? STABLE_GUARANTEE_SEALED : STABLE_GUARANTEE_NONE;
+}
+
+static inline enum stable_guarantee tu_rebuilt_guarantee(enum stable_backend b)
+{
+	return b == STABLE_BACKEND_PRIVATE ? STABLE_GUARANTEE_NONE : STABLE_GUARANTEE_SEALED;
+}
+
 /* Reads [off, off+len) through rd into out; returns 0 or the error. */
 static inline int tu_read_all(struct stable_reader *rd, uint64_t off, size_t len,
 			      uint8_t *out)

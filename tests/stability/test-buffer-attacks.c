@@ -298,7 +298,7 @@ int main(int argc, char **argv)
 		struct stable_reader *rd;
 
 		if (stable_reader_new(&rd, img, &ro, err, sizeof(err))) {
-			printf("ok %d # SKIP %s: %s\n", ++tap_n, backends[b].name, err);
+			skip("%s: %s", backends[b].name, err);
 			continue;
 		}
 		for (size_t a = 0; a < NATTACKS; a++) {
