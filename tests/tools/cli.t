@@ -23,6 +23,17 @@ for tool in stable-mkimage stable-cat stable-verify stable-info; do
 	like "$T_DIR/err" "^Usage: $tool " "$tool without arguments prints its usage on stderr"
 done
 
+# Every long option of --help is documented in the tool's man page.
+MAN=$(dirname "$0")/../../man
+for tool in stable-mkimage stable-cat stable-verify stable-info; do
+	missing=
+	for opt in $("$STABLE_BIN/$tool" --help | grep -Eo -- '--[a-z][a-z-]*' | sort -u); do
+		esc=$(printf '%s' "$opt" | sed 's/-/\\\\-/g')
+		grep -q -- "$esc" "$MAN/$tool.1" || missing="$missing $opt"
+	done
+	is "$missing" "" "man/$tool.1 documents every option of --help"
+done
+
 random_file "$T_DIR/src" 50000
 
 # --- stable-mkimage usage errors
