@@ -118,6 +118,13 @@ test-valgrind: $(UNIT_NAMES:%=$(BUILD)/tests/%)
 bench-verify: all
 	sh scripts/bench-verify.sh $(BUILD)/bin
 
+# stable-verify's benchmark helper (tools/bench/, used by bench-verify.sh):
+# crc32c over memory, the ceiling that a page-cached verify can reach.
+$(BUILD)/bench/crc-bench: tools/bench/crc-bench.c $(BUILD)/lib/libstable.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $< $(BUILD)/lib/libstable.a $(LIB_LIBS) -o $@
+bench-verify: $(BUILD)/bench/crc-bench
+
 bench-lib: all
 	sh scripts/bench-lib.sh $(BUILD)/bin
 
