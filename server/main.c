@@ -34,6 +34,7 @@ struct options {
 	bool foreground, syslog, verbose, port_given, bind_given;
 	unsigned int threads, max_conns, timeout, idle_timeout;
 	enum stable_guarantee require;
+	enum stable_backend backend;
 };
 
 static void usage(FILE *f)
@@ -53,6 +54,8 @@ static void usage(FILE *f)
 "                             stop and exit with its status\n"
 "  -t, --threads=N            worker threads (number of CPUs)\n"
 "      --require-guarantee=L  refuse to start below none|sealed|kernel-ro\n"
+"      --backend=B            auto (the strongest available), private, sealed\n"
+"                             or kmbuf-ro\n"
 "      --max-connections=N    refuse connections beyond N (64)\n"
 "      --timeout=S            close a handshake or an unread reply after S s (30)\n"
 "      --idle-timeout=S       close a connection idle for S s (0: never)\n"
@@ -93,7 +96,21 @@ static enum stable_guarantee parse_guarantee(const char *s)
 	exit(EXIT_USAGE);
 }
 
-enum { OPT_RUN = 256, OPT_REQUIRE, OPT_MAXCONN, OPT_TIMEOUT, OPT_IDLE,
+static enum stable_backend parse_backend(const char *s)
+{
+	if (!strcmp(s, "auto"))
+		return STABLE_BACKEND_AUTO;
+	if (!strcmp(s, "private"))
+		return STABLE_BACKEND_PRIVATE;
+	if (!strcmp(s, "sealed"))
+		return STABLE_BACKEND_SEALED;
+	if (!strcmp(s, "kmbuf-ro"))
+		return STABLE_BACKEND_KMBUF_RO;
+	fprintf(stderr, "stabled: --backend: '%s' is not auto, private, sealed or kmbuf-ro\n", s);
+	exit(EXIT_USAGE);
+}
+
+enum { OPT_RUN = 256, OPT_REQUIRE, OPT_BACKEND, OPT_MAXCONN, OPT_TIMEOUT, OPT_IDLE,
        OPT_STATS, OPT_SYSLOG };
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -106,6 +123,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "run", required_argument, NULL, OPT_RUN },
 		{ "threads", required_argument, NULL, 't' },
 		{ "require-guarantee", required_argument, NULL, OPT_REQUIRE },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
@@ -137,6 +155,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_RUN: o->run = optarg; break;
 		case 't': o->threads = parse_uint("--threads", optarg, 1, 64); break;
 		case OPT_REQUIRE: o->require = parse_guarantee(optarg); break;
+		case OPT_BACKEND: o->backend = parse_backend(optarg); break;
 		case OPT_MAXCONN:
 			o->max_conns = parse_uint("--max-connections", optarg, 1, 100000);
 			break;
@@ -291,6 +310,7 @@ int main(int argc, char **argv)
 	wc.server.max_request = NBD_MAX_REQUEST;
 	wc.server.max_extents_per_conn = 36;
 	wc.reader.min_guarantee = o.require;
+	wc.reader.backend = o.backend;
 	wc.reader.buffers = 72;
 	wc.reader.buffer_size = 1u << 20;
 	wc.reader.max_retries = STABLE_READER_DEFAULT_RETRIES;

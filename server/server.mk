@@ -51,3 +51,10 @@ test-server: $(BUILD)/asan/bin/stabled $(TOOL_NAMES:%=$(BUILD)/asan/bin/%) $(BUI
 
 bench-server: $(BUILD)/bin/stabled $(TOOL_NAMES:%=$(BUILD)/bin/%)
 	sh scripts/bench-server.sh $(BUILD)/bin
+
+.PHONY: install-stabled
+install: install-stabled
+install-stabled: $(BUILD)/bin/stabled
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(BUILD)/bin/stabled $(DESTDIR)$(PREFIX)/sbin/
+	install -m 644 man/stabled.8 $(DESTDIR)$(PREFIX)/share/man/man8/
