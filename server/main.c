@@ -309,10 +309,11 @@ int main(int argc, char **argv)
 	wc.exports = &exports;
 	wc.server.max_request = NBD_MAX_REQUEST;
 	wc.server.max_extents_per_conn = 36;
+	wc.server.piece_size = 1u << 20;
 	wc.reader.min_guarantee = o.require;
 	wc.reader.backend = o.backend;
 	wc.reader.buffers = 72;
-	wc.reader.buffer_size = 1u << 20;
+	wc.reader.buffer_size = wc.server.piece_size;
 	wc.reader.max_retries = STABLE_READER_DEFAULT_RETRIES;
 	wc.timeout = o.timeout;
 	wc.idle_timeout = o.idle_timeout;

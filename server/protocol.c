@@ -19,6 +19,8 @@
 #define U(x) ((unsigned long long)(x))
 /* Stop taking requests while this much is queued for a slow client. */
 #define OUT_BACKLOG (64u << 20)
+/* Read requests answered at once per connection. */
+#define MAX_READS 256
 /* A DF read must fit one reader buffer. */
 #define DF_MAX (1u << 20)
 
@@ -108,50 +110,6 @@ static struct stable_reader *reader(struct conn *c)
 	return c->readers[c->exp->index];
 }
 
-static void release_gathered(struct conn *c)
-{
-	struct pending_read *r = &c->pend;
-
-	for (unsigned int i = 0; i < r->ngather; i++)
-		stable_release(reader(c), r->gather[i]);
-	r->ngather = 0;
-}
-
-/* Queues the gathered extents, as one data chunk when structured. */
-static void emit_gathered(struct conn *c, uint16_t chunk_flags)
-{
-	struct pending_read *r = &c->pend;
-	uint64_t off, bytes = 0;
-	uint8_t o[8];
-
-	if (!r->ngather)
-		return;
-	off = r->gather[0]->offset;
-	for (unsigned int i = 0; i < r->ngather; i++)
-		bytes += r->gather[i]->length;
-	if (c->structured) {
-		nbd_put64(o, off);
-		chunk_hdr(c, chunk_flags, NBD_REPLY_TYPE_OFFSET_DATA, r->handle,
-			  (uint32_t)(bytes + 8), o, 8);
-	} else if (!r->header_sent) {
-		simple_reply(c, r->handle, 0);
-		r->header_sent = true;
-	}
-	for (unsigned int i = 0; i < r->ngather; i++) {
-		const struct stable_extent *e = r->gather[i];
-
-		if (outq_extent(&c->out, reader(c), e, e->data, e->length)) {
-			/* the queue takes no more: give back the rest */
-			for (; i < r->ngather; i++)
-				stable_release(reader(c), r->gather[i]);
-			oom(c);
-			break;
-		}
-	}
-	atomic_fetch_add(&stats.bytes, bytes);
-	r->ngather = 0;
-}
-
 static void log_extent_event(struct conn *c, const struct stable_extent *e)
 {
 	uint64_t bs = c->exp->block_size;
@@ -167,128 +125,336 @@ static void log_extent_event(struct conn *c, const struct stable_extent *e)
 }
 
 /*
- * A block in [pos, ...) failed: returns the end of the bad range and
- * logs the event with what libstable says about it.
+ * Piece [off, off + len) failed with ret: returns where its bad range
+ * ends (the failed block's end) and sets *bad to the first bad byte,
+ * logging the event with what libstable says about it.
  */
-static uint64_t failed_range(struct conn *c, int ret, uint64_t pos, uint64_t *bad)
+static uint64_t failed_range(struct conn *c, int ret, const struct stable_error *e,
+			     uint64_t off, uint64_t len, uint64_t *bad)
 {
-	struct stable_error e;
 	uint64_t bs = c->exp->block_size, end;
 
-	if (ret == -EIO && !stable_last_error(reader(c), &e) && e.length &&
-	    e.offset + e.length > pos) {
-		*bad = e.offset > pos ? e.offset : pos;
-		end = e.offset + e.length;
+	if (ret == -EIO && e && e->length && e->offset < off + len &&
+	    e->offset + e->length > off) {
+		*bad = e->offset > off ? e->offset : off;
+		end = e->offset + e->length;
 		log_err("export %s: block %llu (bytes %llu-%llu): cannot be verified, re-read or rebuilt; client %s gets EIO for it: %s",
-			c->exp->name, U(e.block), U(e.offset), U(e.offset + e.length - 1),
+			c->exp->name, U(e->block), U(e->offset), U(e->offset + e->length - 1),
 			c->peer, stable_errmsg(reader(c)));
 	} else {
-		*bad = pos;
-		end = (pos / bs + 1) * bs;
+		/* no block named: fail up to the next block boundary */
+		*bad = off;
+		end = (off / bs + 1) * bs;
 		log_err("export %s: read at %llu failed (%s); client %s gets EIO: %s",
-			c->exp->name, U(pos), strerror(-ret), c->peer,
+			c->exp->name, U(off), strerror(-ret), c->peer,
 			stable_errmsg(reader(c)));
 	}
 	atomic_fetch_add(&stats.read_errors, 1);
-	return end;
+	return end < off + len ? end : off + len;
 }
 
-/* Works on the pending read; returns false if it must wait for buffers. */
-static bool continue_read(struct conn *c)
+static bool rreq_settled(const struct rreq *r)
 {
-	struct pending_read *r = &c->pend;
-	struct stable_reader *rd = reader(c);
-	const bool df = r->flags & NBD_CMD_FLAG_DF;
-	const unsigned int cap = sizeof(r->gather) / sizeof(r->gather[0]);
+	return !r->inflight && !r->todo && r->cursor == r->end;
+}
 
-	while (r->pos < r->end && c->state != CS_DEAD) {
-		const struct stable_extent *e;
-		uint64_t bad, end;
-		int ret;
+static void rreq_free(struct conn *c, struct rreq *r)
+{
+	struct rreq **pp = &c->reads;
 
-		if (r->ngather == cap ||
-		    c->out.extents + r->ngather >= c->cfg->max_extents_per_conn) {
-			if (df && r->ngather)
-				return false;
-			emit_gathered(c, 0);
-			if (c->out.extents >= c->cfg->max_extents_per_conn)
-				return false;
+	while (*pp != r)
+		pp = &(*pp)->next;
+	*pp = r->next;
+	c->nreads--;
+	for (unsigned int i = 0; i < r->next_ext; i++)
+		stable_release(reader(c), r->ext[i]);
+	c->gathered -= r->next_ext;
+	while (r->todo) {
+		struct piece *p = r->todo;
+
+		r->todo = p->next;
+		free(p);
+	}
+	free(r->ext);
+	free(r);
+}
+
+static void queue_extent(struct conn *c, const struct stable_extent *e)
+{
+	if (outq_extent(&c->out, reader(c), e, e->data, e->length)) {
+		stable_release(reader(c), e);
+		oom(c);
+		return;
+	}
+	atomic_fetch_add(&stats.bytes, e->length);
+}
+
+/* Keeps r->ext sorted by offset; pieces complete in any order. */
+static void gather(struct conn *c, struct rreq *r, const struct stable_extent *e)
+{
+	unsigned int i;
+
+	if (r->next_ext == r->cap) {
+		unsigned int cap = r->cap ? r->cap * 2 : 8;
+		const struct stable_extent **n = realloc(r->ext, cap * sizeof(*n));
+
+		if (!n) {
+			stable_release(reader(c), e);
+			oom(c);
+			return;
 		}
-		ret = stable_read(rd, r->pos, (size_t)(r->end - r->pos), &e);
-		stats_absorb(rd, &c->reader_last[c->exp->index]);
-		if (ret == 0) {
-			if (e->flags & (STABLE_EXTENT_REBUILT | STABLE_EXTENT_RETRIED))
-				log_extent_event(c, e);
-			r->gather[r->ngather++] = e;
-			r->pos += e->length;
-			continue;
+		r->ext = n;
+		r->cap = cap;
+	}
+	for (i = r->next_ext; i > 0 && r->ext[i - 1]->offset > e->offset; i--)
+		r->ext[i] = r->ext[i - 1];
+	r->ext[i] = e;
+	r->next_ext++;
+	c->gathered++;
+}
+
+/* Simple replies: queues the extents that continue what is on the wire. */
+static void emit_prefix(struct conn *c, struct rreq *r)
+{
+	unsigned int n = 0;
+
+	while (n < r->next_ext && r->ext[n]->offset == r->start + r->emitted) {
+		if (!r->header_sent) {
+			simple_reply(c, r->handle, 0);
+			r->header_sent = true;
 		}
-		if (ret == -ENOBUFS) {
-			if (!df)
-				emit_gathered(c, 0);
-			return false;
+		r->emitted += r->ext[n]->length;
+		queue_extent(c, r->ext[n++]);
+	}
+	memmove(r->ext, r->ext + n, (r->next_ext - n) * sizeof(*r->ext));
+	r->next_ext -= n;
+	c->gathered -= n;
+}
+
+/* Every piece of a simple or DF read is in: answer it whole. */
+static void finish_gathered(struct conn *c, struct rreq *r)
+{
+	if (r->flags & NBD_CMD_FLAG_DF) {
+		uint64_t bytes = 0;
+		uint8_t o[8];
+
+		if (r->failed) {
+			error_chunk(c, r->handle, NBD_REPLY_FLAG_DONE, NBD_EIO, &r->bad_offset,
+				    "data failed verification");
+		} else {
+			for (unsigned int i = 0; i < r->next_ext; i++)
+				bytes += r->ext[i]->length;
+			nbd_put64(o, r->start);
+			chunk_hdr(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, r->handle,
+				  (uint32_t)(bytes + 8), o, 8);
+			for (unsigned int i = 0; i < r->next_ext; i++)
+				queue_extent(c, r->ext[i]);
+			c->gathered -= r->next_ext;
+			r->next_ext = 0;
 		}
-		end = failed_range(c, ret, r->pos, &bad);
-		if (!c->structured) {
-			if (r->header_sent) {
-				/* error 0 is on the wire already: hard disconnect */
-				emit_gathered(c, 0);
-				conn_fail(c, "read at %llu failed after the reply header was sent",
-					  U(r->pos));
-				r->active = false;
+	} else if (r->failed) {
+		if (r->header_sent)
+			/* error 0 is on the wire already: the spec says hang up */
+			conn_fail(c, "read at %llu failed after its reply header was sent",
+				  U(r->start));
+		else
+			simple_reply(c, r->handle, NBD_EIO);
+	} else {
+		emit_prefix(c, r);
+	}
+	rreq_free(c, r);	/* releases whatever was not queued */
+}
+
+/* A piece came back: answer with what it says, or note it for the end. */
+static void piece_done(struct piece *p, const struct stable_completion *cp)
+{
+	struct rreq *r = p->r;
+	struct conn *c = r->c;
+	const bool structured = c->structured && !(r->flags & NBD_CMD_FLAG_DF);
+	uint64_t off = p->off, len = p->len, bad = 0, end;
+	bool last;
+
+	r->inflight--;
+	c->reads_inflight--;
+	stats_absorb(reader(c), &c->reader_last[c->exp->index]);
+	if (c->state == CS_DEAD) {
+		if (cp->result == 0)
+			stable_release(reader(c), cp->ext);
+		free(p);
+		return;
+	}
+	if (cp->result == 0) {
+		const struct stable_extent *e = cp->ext;
+
+		if (e->flags & (STABLE_EXTENT_REBUILT | STABLE_EXTENT_RETRIED))
+			log_extent_event(c, e);
+		end = off + e->length;
+	} else {
+		end = failed_range(c, cp->result, &cp->error, off, len, &bad);
+	}
+	if (end < off + len) {		/* the rest goes round again */
+		p->off = end;
+		p->len = (uint32_t)(off + len - end);
+		p->next = r->todo;
+		r->todo = p;
+	} else {
+		free(p);
+	}
+	last = rreq_settled(r);
+	if (cp->result == 0) {
+		if (structured) {
+			uint8_t o[8];
+
+			nbd_put64(o, off);
+			chunk_hdr(c, last ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_DATA,
+				  r->handle, (uint32_t)(cp->ext->length + 8), o, 8);
+			queue_extent(c, cp->ext);
+		} else {
+			gather(c, r, cp->ext);
+			if (r->header_sent)
+				emit_prefix(c, r);
+		}
+	} else if (structured) {
+		error_chunk(c, r->handle, last ? NBD_REPLY_FLAG_DONE : 0, NBD_EIO, &bad,
+			    "data failed verification");
+	} else if (!r->failed || bad < r->bad_offset) {
+		r->failed = true;
+		r->bad_offset = bad;
+	}
+	if (last) {
+		if (structured)
+			rreq_free(c, r);
+		else
+			finish_gathered(c, r);
+	}
+}
+
+int reads_reap(struct stable_reader *rd)
+{
+	struct stable_completion cs[32];
+	int n, total = 0;
+
+	do {
+		n = stable_reap(rd, cs, 32);
+		if (n < 0) {
+			log_err("stable_reap: %s", strerror(-n));
+			return total;
+		}
+		for (int i = 0; i < n; i++)
+			piece_done((struct piece *)(uintptr_t)cs[i].user_data, &cs[i]);
+		total += n;
+	} while (n == 32);
+	return total;
+}
+
+/* The next piece of r to submit, cut at reader-buffer boundaries. */
+static struct piece *next_piece(struct conn *c, struct rreq *r)
+{
+	struct piece *p = r->todo;
+	uint64_t w = c->cfg->piece_size, len;
+
+	if (p) {
+		r->todo = p->next;
+		return p;
+	}
+	if (r->cursor == r->end)
+		return NULL;
+	p = malloc(sizeof(*p));
+	if (!p)
+		return NULL;
+	len = w - r->cursor % w;
+	if (len > r->end - r->cursor)
+		len = r->end - r->cursor;
+	*p = (struct piece){ .r = r, .off = r->cursor, .len = (uint32_t)len };
+	r->cursor += len;
+	return p;
+}
+
+/*
+ * Submits the waiting pieces of c's reads, oldest request first, until
+ * the reader or the connection's share of buffers runs out. Returns
+ * false if something is still waiting.
+ */
+bool protocol_submit(struct conn *c)
+{
+	struct stable_reader *rd;
+
+	c->blocked = false;
+	if (!c->reads || c->state == CS_DEAD)
+		return true;
+	rd = reader(c);
+	for (struct rreq *r = c->reads, *next; r; r = next) {
+		next = r->next;
+		while (r->todo || r->cursor < r->end) {
+			struct piece *p;
+			int ret;
+
+			if (c->out.extents + c->gathered + c->reads_inflight >=
+			    c->cfg->max_extents_per_conn) {
+				c->blocked = true;
+				break;
+			}
+			p = next_piece(c, r);
+			if (!p) {
+				oom(c);
 				return true;
 			}
-			release_gathered(c);
-			simple_reply(c, r->handle, NBD_EIO);
-			r->active = false;
-			return true;
-		}
-		if (df) {
-			release_gathered(c);
-			error_chunk(c, r->handle, NBD_REPLY_FLAG_DONE, NBD_EIO, &bad,
-				    "data failed verification");
-			r->active = false;
-			return true;
-		}
-		emit_gathered(c, 0);
-		error_chunk(c, r->handle, 0, NBD_EIO, &bad, "data failed verification");
-		r->errors++;
-		r->pos = end < r->end ? end : r->end;
-	}
-	if (c->structured) {
-		if (r->ngather)
-			emit_gathered(c, NBD_REPLY_FLAG_DONE);
-		else
-			chunk_hdr(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, r->handle,
-				  0, NULL, 0);
-	} else {
-		emit_gathered(c, 0);
-	}
-	r->active = false;
-	return true;
-}
+			ret = stable_submit(rd, p->off, p->len, (uintptr_t)p);
+			if (ret == 0) {
+				r->inflight++;
+				c->reads_inflight++;
+				continue;
+			}
+			p->next = r->todo;	/* try again later */
+			r->todo = p;
+			if (ret == -ENOBUFS || ret == -EBUSY) {
+				c->blocked = true;
+				break;
+			}
+			{
+				/* cannot even be submitted: answer as a failed piece */
+				struct stable_completion f = { .user_data = (uintptr_t)p,
+							       .result = ret };
 
-bool protocol_resume(struct conn *c)
-{
-	if (!c->pend.active)
-		return true;
-	if (c->state == CS_DEAD) {
-		release_gathered(c);
-		c->pend.active = false;
-		return true;
+				r->todo = p->next;
+				r->inflight++;
+				c->reads_inflight++;
+				piece_done(p, &f);
+				if (c->state == CS_DEAD)
+					return true;
+			}
+			break;	/* r may be gone */
+		}
+		if (c->blocked) {
+			/* a simple reply holding buffers must not wait for others
+			 * to release theirs: send its verified prefix now */
+			if (!c->structured)
+				for (struct rreq *q = c->reads; q; q = q->next)
+					if (q->next_ext)
+						emit_prefix(c, q);
+			return false;
+		}
 	}
-	return continue_read(c);
+	return true;
 }
 
 static void start_read(struct conn *c, uint64_t handle, uint16_t flags,
 		       uint64_t off, uint32_t len)
 {
-	c->pend = (struct pending_read){
-		.active = true, .flags = flags, .handle = handle,
-		.start = off, .pos = off, .end = off + len,
-	};
+	struct rreq *r = calloc(1, sizeof(*r)), **pp = &c->reads;
+
+	if (!r) {
+		oom(c);
+		return;
+	}
+	*r = (struct rreq){ .c = c, .handle = handle, .flags = flags,
+			    .start = off, .end = off + len, .cursor = off };
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = r;
+	c->nreads++;
 	atomic_fetch_add(&stats.read_requests, 1);
-	continue_read(c);
+	protocol_submit(c);
 }
 
 /* --- requests -------------------------------------------------------------- */
@@ -399,7 +565,7 @@ size_t protocol_consume(struct conn *c, const uint8_t *p, size_t len)
 				break;
 			continue;
 		}
-		if (c->pend.active || c->out.bytes > OUT_BACKLOG ||
+		if (c->blocked || c->nreads >= MAX_READS || c->out.bytes > OUT_BACKLOG ||
 		    len - used < NBD_REQUEST_LEN)
 			break;
 		magic = nbd_get32(h);
@@ -447,9 +613,9 @@ int conn_init(struct conn *c, const struct export_table *t,
 
 void conn_fini(struct conn *c)
 {
-	if (c->pend.active && c->exp)
-		release_gathered(c);
-	c->pend.active = false;
+	/* the caller waited for reads_inflight to reach 0 */
+	while (c->reads)
+		rreq_free(c, c->reads);
 	outq_clear(&c->out);
 	free(c->in);
 	c->in = NULL;
@@ -481,11 +647,8 @@ bool conn_process(struct conn *c)
 		const uint8_t *p = c->in + c->in_start;
 		size_t avail = c->in_len - c->in_start, used = 0;
 
-		if (c->pend.active) {
-			if (!protocol_resume(c))
-				return progress;
-			progress = true;
-		}
+		if (c->reads && !protocol_submit(c))
+			return progress;
 		if (c->state == CS_CLIENT_FLAGS || c->state == CS_OPTIONS)
 			used = handshake_consume(c, p, avail);
 		if (c->state == CS_TRANSMISSION)

@@ -124,6 +124,7 @@ void outq_clear(struct outq *q);
 struct server_config {
 	unsigned int max_request;	/* bytes, at most NBD_MAX_REQUEST */
 	unsigned int max_extents_per_conn;
+	unsigned int piece_size;	/* a reader buffer's bytes */
 };
 
 enum conn_state {
@@ -134,16 +135,34 @@ enum conn_state {
 	CS_DEAD,		/* close now */
 };
 
-/* A read in progress, parked while the reader has no free buffer. */
-struct pending_read {
-	bool active;
-	bool header_sent;	/* simple reply: error 0 is already on the wire */
-	uint16_t flags;
+/*
+ * A read request in progress. It is cut into pieces that each fit one
+ * reader buffer and submitted to libstable asynchronously; a piece that
+ * completes short (an extent ends early) or past a bad block is put back
+ * on the todo list for the rest.
+ */
+struct piece {
+	struct rreq *r;
+	struct piece *next;
+	uint64_t off;
+	uint32_t len;
+};
+
+struct rreq {
+	struct conn *c;
+	struct rreq *next;		/* in c->reads, oldest first */
 	uint64_t handle;
-	uint64_t start, pos, end;
-	unsigned int errors;	/* error chunks sent */
-	unsigned int ngather;
-	const struct stable_extent *gather[40];
+	uint16_t flags;
+	uint64_t start, end, cursor;	/* [start, cursor) is cut into pieces */
+	struct piece *todo;		/* cut, not (yet again) submitted */
+	unsigned int inflight;		/* pieces submitted, not completed */
+	bool failed;			/* simple or DF: a block failed */
+	bool header_sent;		/* simple: error 0 is on the wire */
+	uint64_t bad_offset;		/* DF: where the first failure is */
+	/* simple and DF replies: verified extents in hand, by offset */
+	const struct stable_extent **ext;
+	unsigned int next_ext, cap;
+	uint64_t emitted;		/* simple: bytes queued, in order */
 };
 
 #define CONN_IN_SIZE (128u << 10)
@@ -164,7 +183,11 @@ struct conn {
 	uint8_t *in;
 	size_t in_start, in_len;	/* unconsumed input is in[in_start, in_len) */
 	struct outq out;
-	struct pending_read pend;
+	struct rreq *reads;		/* read requests being answered */
+	unsigned int nreads;
+	unsigned int reads_inflight;	/* pieces in libstable: keep c alive */
+	unsigned int gathered;		/* extents held in rreq->ext arrays */
+	bool blocked;			/* a read waits for buffers */
 	unsigned long long requests;
 	char why[160];			/* why the connection was closed */
 };
@@ -174,10 +197,10 @@ int conn_init(struct conn *c, const struct export_table *t,
 	      struct stable_stats *reader_last, const char *peer);
 void conn_fini(struct conn *c);
 /*
- * Consumes what it can of c->in (moving the rest to the front) and
- * resumes a parked read. Stops when the input is used up, a read waits
- * for buffers, or the state becomes CLOSING/DEAD. Returns true if it
- * made progress.
+ * Submits what waiting reads it can, then consumes what it can of c->in.
+ * Stops when the input is used up, a read waits for buffers, or the state
+ * becomes CLOSING/DEAD. Returns true if it made progress. Replies to
+ * reads are queued when reads_reap() hands their completions back.
  */
 bool conn_process(struct conn *c);
 /* Moves unconsumed input to the front; never while a recv fills c->in. */
@@ -188,7 +211,9 @@ void conn_shutdown(struct conn *c);
 /* internal to handshake.c / protocol.c */
 size_t handshake_consume(struct conn *c, const uint8_t *p, size_t len);
 size_t protocol_consume(struct conn *c, const uint8_t *p, size_t len);
-bool protocol_resume(struct conn *c);
+bool protocol_submit(struct conn *c);
+/* Reaps rd's finished reads and answers them; returns how many. */
+int reads_reap(struct stable_reader *rd);
 void conn_fail(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 uint16_t export_tflags(const struct conn *c);

@@ -6,6 +6,7 @@
  * carries their last byte completes. Timeouts are checked once a second.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,9 @@
 #define SEND_IOVS 64
 
 enum op { OP_RECV = 1, OP_SEND = 2, OP_CANCEL = 3 };
-#define UD_EVENT 1ull	/* the eventfd read (no connection) */
+/* user_data below 4096 is not a connection: */
+#define UD_EVENT 1ull			/* the eventfd read */
+#define UD_READER(i) (((uint64_t)(i) << 3) | 2)	/* a reader's fd is readable */
 
 struct wconn {
 	struct conn c;
@@ -55,6 +58,7 @@ struct worker {
 	bool stop;			/* under lock */
 	struct stable_reader *readers[STABLED_MAX_EXPORTS];
 	struct stable_stats reader_last[STABLED_MAX_EXPORTS];
+	bool reader_polled[STABLED_MAX_EXPORTS];
 	struct wconn *conns;
 	unsigned int nconns;
 	const struct worker_config *cfg;
@@ -94,6 +98,30 @@ static void post_event_read(struct worker *w)
 
 	io_uring_prep_read(sqe, w->efd, &w->ebuf, sizeof(w->ebuf), 0);
 	io_uring_sqe_set_data64(sqe, UD_EVENT);
+}
+
+static void post_reader_poll(struct worker *w, unsigned int i)
+{
+	struct io_uring_sqe *sqe = sqe_get(w);
+
+	io_uring_prep_poll_add(sqe, stable_reader_fd(w->readers[i]), POLLIN);
+	io_uring_sqe_set_data64(sqe, UD_READER(i));
+	w->reader_polled[i] = true;
+}
+
+/* Answers the reads libstable has finished; returns how many. */
+static int reap_readers(struct worker *w)
+{
+	int n = 0;
+
+	for (unsigned int i = 0; i < w->cfg->exports->n; i++) {
+		if (!stable_inflight(w->readers[i]))
+			continue;
+		n += reads_reap(w->readers[i]);
+		if (stable_inflight(w->readers[i]) && !w->reader_polled[i])
+			post_reader_poll(w, i);
+	}
+	return n;
 }
 
 static void post_recv(struct wconn *wc)
@@ -195,17 +223,17 @@ static bool service(struct worker *w, struct wconn *wc)
 
 	if (!wc->closing && c->state != CS_DEAD)
 		conn_process(c);
-	if (c->state == CS_CLOSING && !c->out.count && !c->pend.active)
+	if (c->state == CS_CLOSING && !c->out.count && !c->nreads)
 		c->state = CS_DEAD;
 	/* after SIGTERM, a connection with nothing left to answer is done */
 	if (c->shutting_down && c->state == CS_TRANSMISSION && !c->out.count &&
-	    !c->pend.active && !wc->recv_posted) {
+	    !c->nreads && !wc->recv_posted) {
 		snprintf(c->why, sizeof(c->why), "server shutting down");
 		c->state = CS_DEAD;
 	}
 	if (c->state == CS_DEAD || wc->closing) {
 		start_close(wc);
-		if (!wc->inflight) {
+		if (!wc->inflight && !c->reads_inflight) {
 			conn_free(w, wc);
 			return false;
 		}
@@ -287,7 +315,7 @@ static void check_timeouts(struct worker *w, time_t now)
 			conn_fail(c, "client read none of %llu queued bytes in %u s",
 				  (unsigned long long)c->out.bytes, cfg->timeout);
 		} else if (cfg->idle_timeout && c->state == CS_TRANSMISSION &&
-			   !c->out.count && !c->pend.active &&
+			   !c->out.count && !c->nreads &&
 			   now - wc->last_rx >= (time_t)cfg->idle_timeout) {
 			c->state = CS_CLOSING;
 			snprintf(c->why, sizeof(c->why), "idle for %u s", cfg->idle_timeout);
@@ -312,10 +340,14 @@ static void *worker_main(void *arg)
 		bool released = false;
 		time_t now;
 
-		for (struct wconn *wc = w->conns, *next; wc; wc = next) {
-			next = wc->next;
-			service(w, wc);
-		}
+		do {
+			for (struct wconn *wc = w->conns, *next; wc; wc = next) {
+				next = wc->next;
+				service(w, wc);
+			}
+			/* page-cached reads finish during submission: answer
+			 * them in this turn rather than after a poll */
+		} while (reap_readers(w) > 0);
 		if (stopping && !w->nconns)
 			break;
 		io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
@@ -341,8 +373,11 @@ static void *worker_main(void *arg)
 					post_event_read(w);
 				continue;
 			}
-			if (!wc)
+			if (d < 4096) {
+				if ((d & 7) == 2)
+					w->reader_polled[d >> 3] = false;
 				continue;
+			}
 			wc->inflight--;
 			switch (d & 7) {
 			case OP_RECV:

@@ -22,7 +22,7 @@ static struct export_table table;
 static struct stable_reader *readers[3];
 static struct stable_stats last[3];
 static const struct server_config cfg = {
-	.max_request = 32u << 20, .max_extents_per_conn = 6,
+	.max_request = 32u << 20, .max_extents_per_conn = 6, .piece_size = 16384,
 };
 
 static void die(const char *what, const char *err)
@@ -89,6 +89,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* Answers finished reads, waiting for them if none has finished yet. */
+static bool reap(void)
+{
+	bool any = false, busy = false;
+
+	for (unsigned int i = 0; i < 3; i++) {
+		any |= reads_reap(readers[i]) > 0;
+		busy |= stable_inflight(readers[i]) > 0;
+	}
+	if (!any && busy) {
+		for (unsigned int i = 0; i < 3; i++)
+			if (stable_inflight(readers[i]))
+				stable_wait(readers[i]);
+		for (unsigned int i = 0; i < 3; i++)
+			any |= reads_reap(readers[i]) > 0;
+	}
+	return any;
+}
+
 /* The client reads n bytes (all if n is 0). */
 static void drain(struct conn *c, size_t n)
 {
@@ -120,6 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int turns = 0; turns < 64; turns++) {
 			bool progress = conn_process(&c);
 
+			progress |= reap();
 			if (!c.out.bytes && !progress)
 				break;
 			drain(&c, drain_step);
@@ -127,6 +147,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (c.state == CS_CLOSING && !c.out.count)
 			break;
 	}
+	/* the connection goes away: its reads in flight still come back */
+	c.state = CS_DEAD;
+	for (int turns = 0; c.reads_inflight && turns < 1000; turns++)
+		reap();
+	if (c.reads_inflight)
+		abort();
 	drain(&c, 0);
 	conn_fini(&c);
 	for (unsigned int i = 0; i < 3; i++)
