@@ -13,6 +13,10 @@ DESTDIR ?=
 BUILD ?= build
 CFLAGS ?= -O2 -g
 
+# Quiet by default; V=1 prints every command.
+Q := $(if $(V),,@)
+say = $(if $(V),,@printf '  %-5s %s\n' $(1) $(2))
+
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla -Wformat=2
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -fPIC $(WARN) $(CFLAGS)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -49,25 +53,30 @@ $(DEPS_STAMP): scripts/install-deps.sh $(wildcard scripts/deps/*.txt)
 define variant
 $(1)/obj/%.o: %.c $(DEPS_STAMP)
 	@mkdir -p $$(@D)
-	$$(CC) $$(BASE_CFLAGS) $(2) -MMD -MP -c $$< -o $$@
+	$$(call say,CC,$$@)
+	$$(Q)$$(CC) $$(BASE_CFLAGS) $(2) -MMD -MP -c $$< -o $$@
 
 $(1)/lib/libstable.a: $(LIB_SRC:%.c=$(1)/obj/%.o)
 	@mkdir -p $$(@D)
-	rm -f $$@ && $$(AR) rcs $$@ $$^
+	$$(call say,AR,$$@)
+	$$(Q)rm -f $$@ && $$(AR) rcs $$@ $$^
 
 $(1)/bin/%: tools/%.c $(TOOL_COMMON_SRC:%.c=$(1)/obj/%.o) $(1)/lib/libstable.a $(DEPS_STAMP)
 	@mkdir -p $$(@D)
-	$$(CC) $$(BASE_CFLAGS) $(2) -Itools $$< $(TOOL_COMMON_SRC:%.c=$(1)/obj/%.o) \
+	$$(call say,LD,$$@)
+	$$(Q)$$(CC) $$(BASE_CFLAGS) $(2) -Itools $$< $(TOOL_COMMON_SRC:%.c=$(1)/obj/%.o) \
 		$(1)/lib/libstable.a $$(TOOL_LIBS) $$(LIB_LIBS) -o $$@
 
 $(1)/tests/%: tests/unit/%.c $(wildcard tests/lib/*.h) $(1)/lib/libstable.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(BASE_CFLAGS) $(2) -Ilibstable -Itests/lib $$< $(1)/lib/libstable.a \
+	$$(call say,LD,$$@)
+	$$(Q)$$(CC) $$(BASE_CFLAGS) $(2) -Ilibstable -Itests/lib $$< $(1)/lib/libstable.a \
 		$$(LIB_LIBS) -o $$@
 
 $(1)/tests/%: tests/stability/%.c $(wildcard tests/lib/*.h) $(1)/lib/libstable.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(BASE_CFLAGS) $(2) -Ilibstable -Itests/lib $$< $(1)/lib/libstable.a \
+	$$(call say,LD,$$@)
+	$$(Q)$$(CC) $$(BASE_CFLAGS) $(2) -Ilibstable -Itests/lib $$< $(1)/lib/libstable.a \
 		$$(LIB_LIBS) -lpthread -o $$@
 endef
 
@@ -76,12 +85,13 @@ $(eval $(call variant,$(BUILD)/asan,$(SAN_FLAGS)))
 
 $(BUILD)/lib/libstable.so.0: $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(@D)
-	$(CC) -shared -Wl,-soname,libstable.so.0 -o $@ $^ $(LIB_LIBS)
-	ln -sf libstable.so.0 $(BUILD)/lib/libstable.so
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libstable.so.0 -o $@ $^ $(LIB_LIBS)
+	$(Q)ln -sf libstable.so.0 $(BUILD)/lib/libstable.so
 
 $(BUILD)/lib/libstable.pc: libstable/libstable.pc.in Makefile
 	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 lib: $(BUILD)/lib/libstable.a $(BUILD)/lib/libstable.so.0 $(BUILD)/lib/libstable.pc
 tools: $(TOOL_NAMES:%=$(BUILD)/bin/%)
