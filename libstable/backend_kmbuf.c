@@ -173,6 +173,8 @@ static int kmbuf_complete(struct stable_reader *rd, struct stable_slot *s,
 				     k->entries);
 	k->bid[s->index] = bid;
 	s->mem = k->base + (size_t)bid * k->buf_size;
+	if (res > 0)
+		stable_mark_defined(s->mem, (size_t)res);
 	return res < 0 ? res : 0;
 }
 

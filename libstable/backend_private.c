@@ -48,6 +48,7 @@ static int private_complete(struct stable_reader *rd, struct stable_slot *s,
 	(void)cflags;
 	if (res < 0)
 		return res;
+	stable_mark_defined(s->priv, (size_t)res);
 	s->mem = s->priv;
 	return 0;
 }

@@ -75,6 +75,8 @@ static int sealed_complete(struct stable_reader *rd, struct stable_slot *s,
 	if (ret)
 		return ret;
 	s->mem = m->ro;
+	if (res > 0)
+		stable_mark_defined(m->ro, (size_t)res);
 	return res < 0 ? res : 0;
 }
 

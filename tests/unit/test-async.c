@@ -33,7 +33,7 @@ static void run(enum stable_backend backend, const char *bname)
 	const struct stable_extent *held[SLOTS];
 	struct stable_image *img;
 	struct stable_reader *rd;
-	char err[512];
+	char err[512] = "";
 	uint32_t digest;
 	int ret, n, got = 0, right = 0, eio = 0, bad_block = -1;
 

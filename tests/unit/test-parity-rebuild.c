@@ -22,7 +22,7 @@ static void run(enum stable_backend backend, const char *bname)
 	struct stable_reader *rd;
 	struct stable_stats st;
 	struct stable_error e;
-	char err[512];
+	char err[512] = "";
 	uint32_t digest;
 	int ret;
 
