@@ -32,7 +32,7 @@ UNIT_NAMES := $(notdir $(UNIT_SRC:%.c=%))
 DEPS_STAMP := $(BUILD)/.deps-installed
 
 .PHONY: all lib tools deps demo test test-unit test-valgrind install clean help \
-	bench-verify bench-lib stability-report asan
+	bench-verify bench-lib stability-report asan build-clang
 all: lib tools
 
 # Objects are not intermediates to delete.
@@ -105,7 +105,11 @@ demo: all
 
 # --- tests -------------------------------------------------------------------
 # Parts append their targets (kernel/kernel.mk adds the kernel and VM suites).
-TEST_TARGETS := test-unit
+TEST_TARGETS := test-unit build-clang
+
+# Warnings are errors under clang too: build everything with it once.
+build-clang:
+	$(MAKE) --no-print-directory CC=clang BUILD=$(BUILD)/clang all
 -include kernel/kernel.mk
 # stabled (server/): its build rules, test-server, fuzz and bench-server.
 -include server/server.mk

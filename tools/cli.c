@@ -12,6 +12,8 @@
 
 const char *cli_prog = "stable";
 
+static void vreport(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void vreport(const char *fmt, va_list ap)
 {
 	fprintf(stderr, "%s: ", cli_prog);

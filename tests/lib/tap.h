@@ -13,6 +13,8 @@
 static int tap_n, tap_failed;
 
 static inline void tap_vok(int cond, const char *file, int line,
+			   const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static inline void tap_vok(int cond, const char *file, int line,
 			   const char *fmt, va_list ap)
 {
 	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
