@@ -187,6 +187,18 @@ static int open_status(int ret)
 	return ret == -EINVAL || ret == -EBADMSG ? EXIT_CORRUPT : EXIT_USAGE;
 }
 
+/* With --json a script still gets an object when the check cannot run. */
+static void print_json_failure(const char *path, int status, const char *msg)
+{
+	int first = 1;
+
+	fputc('{', stdout);
+	json_kv_str(stdout, &first, 2, "image", path);
+	json_kv_str(stdout, &first, 2, "status", status == EXIT_CORRUPT ? "corrupt" : "error");
+	json_kv_str(stdout, &first, 2, "error", msg);
+	fputs("\n}\n", stdout);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -232,6 +244,8 @@ int main(int argc, char **argv)
 	ret = stable_image_open(&img, v.path, &oo, err, sizeof(err));
 	if (ret) {
 		cli_error("%s", err);
+		if (v.json)
+			print_json_failure(v.path, open_status(ret), err);
 		return open_status(ret);
 	}
 	stable_image_get_info(img, &v.info);
@@ -251,6 +265,8 @@ int main(int argc, char **argv)
 	stable_image_close(img);
 	if (ret < 0) {
 		cli_error("%s", err);
+		if (v.json)
+			print_json_failure(v.path, EXIT_USAGE, err);
 		free(v.bad);
 		return EXIT_USAGE;
 	}

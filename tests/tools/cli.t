@@ -136,4 +136,19 @@ else
 	skip "no jq or python3 to check the JSON"
 fi
 
+# --json when the check cannot run: still one object, with the reason.
+cp "$T_DIR/img" "$T_DIR/hdr.img"
+flip_bit "$T_DIR/hdr.img" 20
+run "$VERIFY" --json "$T_DIR/hdr.img"
+exits "stable-verify --json on a bad header" 1
+like "$T_DIR/out" '"status": "corrupt"' "--json, bad header: status corrupt"
+like "$T_DIR/out" '"error": ".*header checksum mismatch' "--json, bad header: the reason"
+run "$VERIFY" --json "$T_DIR/nonexistent"
+exits "stable-verify --json on a missing file" 2
+like "$T_DIR/out" '"status": "error"' "--json, missing file: status error"
+if command -v jq >/dev/null 2>&1; then
+	jq -e . "$T_DIR/out" >/dev/null
+	ok $? "--json, missing file: valid JSON"
+fi
+
 done_testing
