@@ -12,14 +12,24 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "${1:?usage: build.sh SRC BUILD [JOBS]}" && pwd)
 out=${2:?usage: build.sh SRC BUILD [JOBS]}
 jobs=${3:-3}
-series=$here/patches/series
+# STABLE_SERIES names another series file in kernel/patches/ (check-series.sh)
+series=${STABLE_SERIES:-$here/patches/series}
 frag=$here/stable.config
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
+# One build at a time: parallel make and concurrent `make test` runs share
+# the cached tree. check-series.sh holds the lock across its steps.
+if [ -z "${STABLE_KERNEL_LOCKED:-}" ]; then
+	exec 9> "$out.lock"
+	flock 9
+	export STABLE_KERNEL_LOCKED=1
+fi
+
 # 1. The series.  The hash of the series and every patch names what is
 # applied; the tree records it in .stable-series.
-hash=$(cd "$here/patches" && cat series $(grep -v '^#' series) | sha256sum | cut -c1-16)
+hash=$(cd "$here/patches" && cat "$series" $(grep -v '^#' "$series") |
+	sha256sum | cut -c1-16)
 have=$(cat "$src/.stable-series" 2>/dev/null || true)
 if [ "$have" != "$hash" ]; then
 	if [ -n "$have" ]; then

@@ -13,6 +13,9 @@ pkg=${2:-linux-source-7.3}
 ver=${pkg#linux-source-}
 apt=$cache/apt
 mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$cache/src"
+# concurrent make runs share the cache: one fetch at a time
+exec 9> "$cache/fetch.lock"
+flock 9
 
 if [ -f "$cache/src/linux-source-$ver/Makefile" ]; then
 	echo "fetch-source: $cache/src/linux-source-$ver already unpacked"

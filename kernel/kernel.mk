@@ -32,7 +32,7 @@ KTEST_HOST := $(BUILD)/kernel-tests/host
 KTEST_STATIC := $(BUILD)/kernel-tests/static
 KVM_DIR := $(BUILD)/kernel-vm
 
-.PHONY: kernel kernel-source vm-test checkpatch test-kernel-host uapi-check \
+.PHONY: kernel kernel-source vm-test checkpatch test-kernel-host uapi-check check-series \
 	kernel-tests-static
 
 kernel-source:
@@ -63,7 +63,8 @@ test-kernel-host: $(KTEST_NAMES:%=$(KTEST_HOST)/%)
 # The series' uapi header, generated from the patched tree by `make headers`,
 # against ours: one side of uapi-check.c compiled with each header.
 uapi-check: kernel
-	$(MAKE) -s -C $(KERNEL_TREE) O=$(abspath $(KERNEL_BUILD)) headers
+	flock $(abspath $(KERNEL_BUILD)).lock \
+		$(MAKE) -s -C $(KERNEL_TREE) O=$(abspath $(KERNEL_BUILD)) headers
 	@mkdir -p $(BUILD)/kernel-tests
 	$(CC) -std=gnu11 -Wall -Werror -DUAPI_KERNEL_SIDE -I$(KERNEL_HEADERS) \
 		-c tests/kernel/uapi-check.c -o $(BUILD)/kernel-tests/uapi-kernel.o
@@ -72,6 +73,11 @@ uapi-check: kernel
 	$(BUILD)/kernel-tests/uapi-check
 
 vm-test: kernel kernel-tests-static
-	kernel/vm-test.sh $(KERNEL_IMAGE) $(KTEST_STATIC) $(KVM_DIR)
+	KERNEL_LOCK=$(abspath $(KERNEL_BUILD)).lock \
+		kernel/vm-test.sh $(KERNEL_IMAGE) $(KTEST_STATIC) $(KVM_DIR)
 
 TEST_TARGETS += checkpatch test-kernel-host uapi-check vm-test
+
+# Build at every step of the series (slow: one incremental build per patch).
+check-series: kernel-source
+	kernel/check-series.sh $(KERNEL_TREE) $(KERNEL_BUILD) $(KERNEL_JOBS)

@@ -27,6 +27,16 @@ file "$busybox" 2>/dev/null | grep -q 'statically linked' ||
 	{ echo "vm-test: $busybox is not static (install busybox-static)" >&2; exit 1; }
 
 rm -rf "$out"
+mkdir -p "$out"
+# take a copy of the kernel under the build lock, so that a concurrent
+# `make kernel` cannot swap it in the middle of the run
+if [ -n "${KERNEL_LOCK:-}" ]; then
+	exec 9> "$KERNEL_LOCK"
+	flock 9
+fi
+cp "$image" "$out/bzImage"
+image=$out/bzImage
+[ -n "${KERNEL_LOCK:-}" ] && exec 9>&-
 mkdir -p "$out/root/bin" "$out/root/tests" "$out/root/proc" "$out/root/sys" \
 	"$out/root/dev" "$out/root/tmp" "$out/root/mnt"
 cp "$busybox" "$out/root/bin/busybox"
