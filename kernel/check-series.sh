@@ -27,5 +27,11 @@ for i in $(seq 1 "${#patches[@]}"); do
 		tail -20 "$out.step.log"
 		exit 1
 	fi
+	# a patch must build without new compiler warnings too
+	if grep -q 'warning:' "$out.step.log"; then
+		echo "not ok $i - ${patches[$((i - 1))]} builds with warnings"
+		grep -A3 'warning:' "$out.step.log"
+		exit 1
+	fi
 	echo "ok $i - builds with ${patches[$((i - 1))]} ($(( $(date +%s) - start )) s)"
 done

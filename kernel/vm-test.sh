@@ -69,7 +69,9 @@ chmod +x "$out/root/init"
 (cd "$out/root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initrd.gz"
 
 truncate -s 256M "$out/disk.img"
-mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$out/disk.img"
+# mkfs.ext4 lives in /sbin, which a non-root PATH may lack
+PATH=$PATH:/sbin:/usr/sbin mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 \
+	"$out/disk.img"
 
 start=$(date +%s)
 set +e
