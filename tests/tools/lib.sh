@@ -10,8 +10,11 @@
 : "${STABLE_BIN:?STABLE_BIN must name the folder of the stable-* tools}"
 : "${STABLE_TMP:=${TMPDIR:-/tmp}}"
 
+# shellcheck disable=SC2034 # used by the scripts that source this
 MKIMAGE=$STABLE_BIN/stable-mkimage
+# shellcheck disable=SC2034
 CAT=$STABLE_BIN/stable-cat
+# shellcheck disable=SC2034
 VERIFY=$STABLE_BIN/stable-verify
 INFO=$STABLE_BIN/stable-info
 
@@ -158,7 +161,6 @@ text_file() {
 		echo "line $_i of the stable test data, $(date +%N)"
 		_i=$((_i + 1))
 	done >"$1.seed"
-	_n=0
 	: >"$1"
 	while [ "$(wc -c <"$1")" -lt "$2" ]; do
 		cat "$1.seed" "$1" "$1.seed" >"$1.tmp" && mv "$1.tmp" "$1"

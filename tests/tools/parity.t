@@ -11,7 +11,7 @@ BS=4096
 random_file "$T_DIR/random" $((40 * BS - 123))
 text_file "$T_DIR/text" $((600 * BS + 77))
 
-# data_file IMAGE MODE: the file holding the data blocks, and their offset.
+# data_at IMAGE MODE: where the data blocks start in the file holding them.
 data_at() {
 	if [ "$2" = sidecar ]; then
 		echo 0
@@ -22,7 +22,7 @@ data_at() {
 
 for mode in inline compressed sidecar; do
 	case $mode in
-	inline) opts= src=$T_DIR/random ;;
+	inline) opts='' src=$T_DIR/random ;;
 	compressed) opts=-z src=$T_DIR/text ;;
 	sidecar) opts=-s src=$T_DIR/random ;;
 	esac

@@ -10,6 +10,7 @@
 # signature deadbeef, one Linux partition from sector 2048 to the end)
 disk=$T_DIR/disk.raw
 truncate -s 16M "$disk"
+# shellcheck disable=SC2059 # the octal escapes are the point
 wr() { printf "$2" | dd of="$disk" bs=1 seek="$1" conv=notrunc status=none; }
 wr 440 '\357\276\255\336'
 wr 446 '\000\040\041\000\203\376\377\377\000\010\000\000\000\170\000\000'
