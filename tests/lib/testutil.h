@@ -106,6 +106,18 @@ static inline int tu_flip(const char *path, uint64_t off, int bit)
 	return ret;
 }
 
+/*
+ * May a test skip this backend because the kernel lacks it? Not kmbuf-ro
+ * where STABLE_REQUIRE_KMBUF is set (the VM suite): there a missing
+ * backend is a failure, not a skip.
+ */
+static inline int tu_may_skip(enum stable_backend b, int ret)
+{
+	const char *req = getenv("STABLE_REQUIRE_KMBUF");
+
+	return ret == -EOPNOTSUPP && b == STABLE_BACKEND_KMBUF_RO && !(req && *req == '1');
+}
+
 /* The guarantee a forced backend reports, and that of bytes it rebuilt. */
 static inline enum stable_guarantee tu_guarantee(enum stable_backend b)
 {

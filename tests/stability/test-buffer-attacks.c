@@ -297,10 +297,14 @@ int main(int argc, char **argv)
 		struct stable_reader_options ro = { .backend = backends[b].b, .buffers = 4 };
 		struct stable_reader *rd;
 
-		if (stable_reader_new(&rd, img, &ro, err, sizeof(err))) {
+		int ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
+
+		if (ret && tu_may_skip(backends[b].b, ret)) {
 			skip("%s: %s", backends[b].name, err);
 			continue;
 		}
+		if (!ok(ret == 0, "%s: reader: %s", backends[b].name, ret ? err : "ok"))
+			continue;
 		for (size_t a = 0; a < NATTACKS; a++) {
 			const struct stable_extent *ext;
 			struct attack_result r = { 0, 0 };
