@@ -117,6 +117,24 @@ static int open_sidecar_data(struct stable_image *img,
 	return 0;
 }
 
+/* The rest of the header area is zeros (docs/format.md): a flipped bit there is damage too. */
+static int check_header_area(struct stable_image *img, const char *path, char *err,
+			     size_t errlen)
+{
+	uint8_t area[STABLE_HDR_AREA - STABLE_HDR_SIZE];
+	ssize_t n = stable_pread_full(img->fd, area, sizeof(area), STABLE_HDR_SIZE);
+
+	if (n != (ssize_t)sizeof(area))
+		return stable_set_err(err, errlen, n < 0 ? (int)n : -EINVAL,
+				      "%s: header area truncated", path);
+	for (size_t i = 0; i < sizeof(area); i++)
+		if (area[i])
+			return stable_set_err(err, errlen, -EINVAL,
+					      "%s: header area byte %zu is 0x%02x, not zero",
+					      path, i + STABLE_HDR_SIZE, area[i]);
+	return 0;
+}
+
 static int open_files(struct stable_image *img, const char *path,
 		      const struct stable_open_options *o, char *err,
 		      size_t errlen)
@@ -150,6 +168,9 @@ static int open_files(struct stable_image *img, const char *path,
 		snprintf(why, sizeof(why), "%s", err);
 		return stable_set_err(err, errlen, ret, "%s: header: %s", path, why);
 	}
+	ret = check_header_area(img, path, err, errlen);
+	if (ret)
+		return ret;
 	if (img->hdr.flags & STABLE_HF_SIDECAR)
 		return open_sidecar_data(img, o, oflags, err, errlen);
 	img->data_path = strdup(path);

@@ -93,6 +93,13 @@ int main(void)
 	is(stable_reader_free(rd), 0, "free the reader");
 	stable_image_close(img);
 
+	/* The header area past the header is zeros; damage there is refused too. */
+	tu_flip(tu_path("img"), 1000, 0);
+	ret = stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
+	ok(ret == -EINVAL && strstr(err, "header area byte 1000 is 0x01"),
+	   "a flipped bit in the header area's padding: %s", err);
+	tu_flip(tu_path("img"), 1000, 0);
+
 	ro.min_guarantee = STABLE_GUARANTEE_KERNEL_RO;
 	ro.backend = STABLE_BACKEND_PRIVATE;
 	stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
