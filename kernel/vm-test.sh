@@ -40,7 +40,7 @@ image=$out/bzImage
 mkdir -p "$out/root/bin" "$out/root/tests" "$out/root/proc" "$out/root/sys" \
 	"$out/root/dev" "$out/root/tmp" "$out/root/mnt"
 cp "$busybox" "$out/root/bin/busybox"
-cp "$tests"/* "$out/root/tests/"
+find "$tests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$out/root/tests/" \;
 cat > "$out/root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin

@@ -38,6 +38,13 @@ static int run(struct worker *w)
 	unsigned char *map;
 	__u16 ret_ids[NR_BUFS];
 	int fd, dfd, i, res, bid, nr_ret = 0, inflight = 0, done = 0;
+	/* which buffers the kernel posted to us and we have not returned */
+	unsigned char held[NR_BUFS] = { 0 };
+	/* the returns in flight, kept for the report if one fails */
+	__u16 sent_ids[NR_BUFS];
+	__u64 got_off[NR_BUFS];
+	unsigned int got_flags[NR_BUFS];
+	int nr_sent = 0;
 	__u64 off;
 
 	if (io_uring_queue_init(64, &ring, 0))
@@ -56,6 +63,10 @@ static int run(struct worker *w)
 	while (done < ROUNDS * NR_BUFS) {
 		/* returns first, in the same submission as the new reads */
 		if (nr_ret) {
+			for (i = 0; i < nr_ret; i++)
+				held[ret_ids[i]] = 0;
+			memcpy(sent_ids, ret_ids, sizeof(ret_ids));
+			nr_sent = nr_ret;
 			sqe = io_uring_get_sqe(&ring);
 			kmbuf_prep_return(sqe, 1, ret_ids, nr_ret);
 			sqe->flags |= IOSQE_IO_LINK;
@@ -80,9 +91,24 @@ static int run(struct worker *w)
 			io_uring_cqe_seen(&ring, cqe);
 			inflight--;
 			if (off == ~0ULL) {
-				if (res <= 0)
-					return worker_fail(w, "return", res, 0);
+				if (res <= 0) {
+					for (i = 0; i < nr_sent; i++)
+						printf("# thread %d: returned bid %u (read at %llu, cqe flags %#x)\n",
+						       w->id, sent_ids[i],
+						       (unsigned long long)got_off[sent_ids[i]],
+						       got_flags[sent_ids[i]]);
+					return worker_fail(w, "return", res, nr_sent);
+				}
 				continue;
+			}
+			if (flags & IORING_CQE_F_BUFFER) {
+				bid = flags >> IORING_CQE_BUFFER_SHIFT;
+				if (bid >= NR_BUFS || held[bid])
+					return worker_fail(w, "posted a buffer we hold (bid, res)",
+							   bid, res);
+				held[bid] = 1;
+				got_off[bid] = off;
+				got_flags[bid] = flags;
 			}
 			if (res == -ENOBUFS || res == -ECANCELED)
 				continue;	/* raced with the return; retried */
