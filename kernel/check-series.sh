@@ -15,7 +15,8 @@ mkdir -p "$out"
 exec 9> "$(cd "$out" && pwd).lock"
 flock 9
 export STABLE_KERNEL_LOCKED=1
-tmp=$(mktemp "$here/patches/.series-step.XXXXXX")
+# the partial series lives next to the build, not in the repository
+tmp=$(mktemp "$(cd "$out" && pwd).series-step.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 
 mapfile -t patches < <(grep -v '^#' "$here/patches/series")
