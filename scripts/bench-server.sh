@@ -39,9 +39,13 @@ cpu_ticks() {
 start() {
 	rm -f "$dir/sock"
 	case $1 in
-	stabled)
+	stabled)	# the strongest backend this kernel offers
 		"$bindir/stabled" -f -U "$dir/sock" ${threads:+--threads "$threads"} \
 			"$dir/data.stable" 2>"$dir/stabled.log" &
+		;;
+	stabled-private)
+		"$bindir/stabled" -f -U "$dir/sock" ${threads:+--threads "$threads"} \
+			--backend=private "$dir/data.stable" 2>"$dir/stabled.log" &
 		;;
 	nbdkit)
 		nbdkit -f -r -U "$dir/sock" file "$dir/data.raw" &
@@ -66,8 +70,12 @@ stop() {
 hz=$(getconf CLK_TCK)
 echo "| server | workload | conns | MiB/s | IOPS | server CPU s/GiB | server peak RSS MiB |"
 echo "|---|---|---|---|---|---|---|"
-for server in stabled nbdkit qemu-nbd; do
+for server in ${BENCH_SERVERS:-stabled stabled-private nbdkit qemu-nbd}; do
 	start $server
+	label=$server
+	if [ $server = stabled ]; then
+		label="stabled ($(sed -n 's/.*backend \([a-z-]*\), guarantee \([a-z-]*\).*/\1, guarantee \2/p' "$dir/stabled.log"))"
+	fi
 	for wl in "seq-1M read 1M" "rand-4K randread 4k"; do
 		set -- $wl
 		name=$1 rw=$2 bs=$3
@@ -78,7 +86,7 @@ for server in stabled nbdkit qemu-nbd; do
 				--group_reporting --time_based --runtime="$secs" --size="$size" \
 				--output-format=json >"$dir/fio.json"
 			t1=$(cpu_ticks "$spid")
-			python3 - "$dir/fio.json" "$server" "$name" "$jobs" "$((t1 - t0))" "$hz" \
+			python3 - "$dir/fio.json" "$label" "$name" "$jobs" "$((t1 - t0))" "$hz" \
 				"/proc/$spid/status" <<'PY'
 import json, sys
 f, server, name, jobs, ticks, hz, status = sys.argv[1:]

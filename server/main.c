@@ -218,7 +218,7 @@ static int make_private_socket(char *dir, size_t dlen, char *path, size_t plen)
 static void accept_one(int lfd, const struct options *o)
 {
 	char peer[64];
-	int one = 1, fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	int one = 1, sndbuf = 4 << 20, fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -234,6 +234,8 @@ static void accept_one(int lfd, const struct options *o)
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* room for a few 1 MiB replies per send (capped by net.core.wmem_max) */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	atomic_fetch_add(&stats.connections, 1);
 	atomic_fetch_add(&stats.connections_now, 1);
 	workers_add(fd, peer);

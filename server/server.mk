@@ -43,11 +43,19 @@ fuzz: $(BUILD)/fuzz/fuzz-nbd
 	$< -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus server/fuzz/seeds
 
 TEST_TARGETS += test-server
-test-server: $(BUILD)/asan/bin/stabled $(TOOL_NAMES:%=$(BUILD)/asan/bin/%) $(BUILD)/fuzz/fuzz-nbd
+test-server: $(BUILD)/asan/bin/stabled $(TOOL_NAMES:%=$(BUILD)/asan/bin/%) $(BUILD)/fuzz/fuzz-nbd \
+		$(BUILD)/bin/stabled
 	STABLE_BIN=$(CURDIR)/$(BUILD)/asan/bin STABLE_TMP=$(CURDIR)/$(BUILD)/tmp \
+	STABLED_PLAIN=$(CURDIR)/$(BUILD)/bin/stabled \
 	STABLED_FUZZ=$(CURDIR)/$(BUILD)/fuzz/fuzz-nbd FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	prove -f $(sort $(wildcard tests/server/*.t))
+
+.PHONY: test-server-valgrind
+test-server-valgrind: $(BUILD)/bin/stabled $(TOOL_NAMES:%=$(BUILD)/asan/bin/%)
+	STABLE_BIN=$(CURDIR)/$(BUILD)/asan/bin STABLE_TMP=$(CURDIR)/$(BUILD)/tmp \
+	STABLED_PLAIN=$(CURDIR)/$(BUILD)/bin/stabled STABLED_VALGRIND=1 \
+	prove -f tests/server/valgrind.t
 
 bench-server: $(BUILD)/bin/stabled $(TOOL_NAMES:%=$(BUILD)/bin/%)
 	sh scripts/bench-server.sh $(BUILD)/bin

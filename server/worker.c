@@ -142,7 +142,7 @@ static void post_send(struct wconn *wc)
 	memset(&wc->msg, 0, sizeof(wc->msg));
 	wc->msg.msg_iov = wc->iov;
 	wc->msg.msg_iovlen = outq_iov(&wc->c.out, wc->iov, SEND_IOVS);
-	io_uring_prep_sendmsg(sqe, wc->fd, &wc->msg, MSG_NOSIGNAL);
+	io_uring_prep_sendmsg(sqe, wc->fd, &wc->msg, MSG_NOSIGNAL | MSG_WAITALL);
 	io_uring_sqe_set_data64(sqe, ud(wc, OP_SEND));
 	wc->send_posted = true;
 	wc->inflight++;

@@ -33,14 +33,15 @@ stop_quietly() {
 	fi
 }
 
-# start_server ARGS...: stabled -f on $SOCK; waits (10 s at most) until
-# it listens. Fails the test and returns 1 if it does not.
+# start_server ARGS...: stabled -f on $SOCK; waits ($START_WAIT tenths of
+# a second, 10 s by default) until it listens. Fails the test and returns
+# 1 if it does not.
 start_server() {
 	rm -f "$SOCK"
 	"$STABLED" -f -U "$SOCK" "$@" >>"$LOG" 2>&1 &
 	SPID=$!
 	_i=0
-	while [ ! -S "$SOCK" ] && [ $_i -lt 100 ]; do
+	while [ ! -S "$SOCK" ] && [ $_i -lt "${START_WAIT:-100}" ]; do
 		if ! kill -0 "$SPID" 2>/dev/null; then
 			break
 		fi
