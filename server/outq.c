@@ -110,17 +110,20 @@ int outq_zeroes(struct outq *q, size_t len)
 	return 0;
 }
 
-unsigned int outq_iov(const struct outq *q, struct iovec *iov, unsigned int max)
+unsigned int outq_iov(const struct outq *q, struct iovec *iov, unsigned int max,
+		      size_t max_bytes)
 {
 	unsigned int n = 0;
-	size_t skip = q->sent;
+	size_t skip = q->sent, bytes = 0;
 
-	for (const struct seg_block *b = q->first; b && n < max; b = b->next)
-		for (unsigned int i = b->head; i < b->tail && n < max; i++) {
+	for (const struct seg_block *b = q->first; b && n < max && bytes < max_bytes;
+	     b = b->next)
+		for (unsigned int i = b->head; i < b->tail && n < max && bytes < max_bytes; i++) {
 			const struct seg *s = &b->segs[i];
 
 			iov[n].iov_base = (void *)((const uint8_t *)s->p + skip);
 			iov[n].iov_len = s->len - skip;
+			bytes += iov[n].iov_len;
 			skip = 0;
 			n++;
 		}

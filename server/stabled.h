@@ -112,8 +112,9 @@ int outq_bytes(struct outq *q, const void *p, size_t len);
 int outq_extent(struct outq *q, struct stable_reader *rd,
 		const struct stable_extent *ext, const void *p, size_t len);
 int outq_zeroes(struct outq *q, size_t len);
-/* Fills up to max iovecs from the head; returns the count. */
-unsigned int outq_iov(const struct outq *q, struct iovec *iov, unsigned int max);
+/* Fills up to max iovecs (about max_bytes) from the head; returns the count. */
+unsigned int outq_iov(const struct outq *q, struct iovec *iov, unsigned int max,
+		      size_t max_bytes);
 /* n bytes went out: frees finished segments and releases their extents.
  * Returns how many extents were released. */
 unsigned int outq_advance(struct outq *q, size_t n);

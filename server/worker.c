@@ -22,6 +22,9 @@
 
 #define RING_ENTRIES 512
 #define SEND_IOVS 64
+/* A send waits for all its bytes (MSG_WAITALL): keep it to what a slow
+ * but live client reads well within --timeout. */
+#define SEND_BYTES (8u << 20)
 
 enum op { OP_RECV = 1, OP_SEND = 2, OP_CANCEL = 3 };
 /* user_data below 4096 is not a connection: */
@@ -141,7 +144,7 @@ static void post_send(struct wconn *wc)
 
 	memset(&wc->msg, 0, sizeof(wc->msg));
 	wc->msg.msg_iov = wc->iov;
-	wc->msg.msg_iovlen = outq_iov(&wc->c.out, wc->iov, SEND_IOVS);
+	wc->msg.msg_iovlen = outq_iov(&wc->c.out, wc->iov, SEND_IOVS, SEND_BYTES);
 	io_uring_prep_sendmsg(sqe, wc->fd, &wc->msg, MSG_NOSIGNAL | MSG_WAITALL);
 	io_uring_sqe_set_data64(sqe, ud(wc, OP_SEND));
 	wc->send_posted = true;
