@@ -6,6 +6,7 @@
  * until SIGTERM (or, with --run, until the command exits).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -30,7 +31,7 @@
 #define EXIT_USAGE 2
 
 struct options {
-	const char *port, *bind, *unix_path, *run, *stats_file;
+	const char *port, *bind, *unix_path, *run, *stats_file, *pid_file;
 	bool foreground, syslog, verbose, port_given, bind_given;
 	unsigned int threads, max_conns, timeout, idle_timeout;
 	enum stable_guarantee require;
@@ -52,7 +53,7 @@ static void usage(FILE *f)
 "  -f, --foreground           do not become a daemon; log to stderr\n"
 "      --run=CMD              run CMD with $uri, $port, $unixsocket set, then\n"
 "                             stop and exit with its status\n"
-"  -t, --threads=N            worker threads (number of CPUs)\n"
+"  -t, --threads=N            worker threads (the number of CPUs, at least 4)\n"
 "      --require-guarantee=L  refuse to start below none|sealed|kernel-ro\n"
 "      --backend=B            auto (the strongest available), private, sealed\n"
 "                             or kmbuf-ro\n"
@@ -60,6 +61,7 @@ static void usage(FILE *f)
 "      --timeout=S            close a handshake or an unread reply after S s (30)\n"
 "      --idle-timeout=S       close a connection idle for S s (0: never)\n"
 "      --stats-file=PATH      write the counters there on SIGUSR1 and at exit\n"
+"  -P, --pid-file=PATH        write the server's pid there once it serves\n"
 "      --syslog               log to syslog even in the foreground\n"
 "  -v, --verbose              log every connection\n"
 "  -h, --help                 this help\n"
@@ -113,6 +115,7 @@ static enum stable_backend parse_backend(const char *s)
 enum { OPT_RUN = 256, OPT_REQUIRE, OPT_BACKEND, OPT_MAXCONN, OPT_TIMEOUT, OPT_IDLE,
        OPT_STATS, OPT_SYSLOG };
 
+
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
@@ -128,6 +131,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 		{ "stats-file", required_argument, NULL, OPT_STATS },
+		{ "pid-file", required_argument, NULL, 'P' },
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -139,10 +143,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 
 	*o = (struct options){
 		.port = "10809", .bind = "127.0.0.1",
-		.threads = cpus > 0 ? (unsigned int)(cpus > 64 ? 64 : cpus) : 1,
+		/* at least 4: a worker serves its connections one at a time */
+		.threads = cpus > 4 ? (unsigned int)(cpus > 64 ? 64 : cpus) : 4,
 		.max_conns = 64, .timeout = 30,
 	};
-	while ((c = getopt_long(argc, argv, "p:b:U:ft:vhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:b:U:ft:P:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			parse_uint("--port", optarg, 0, 65535);
@@ -164,6 +169,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->idle_timeout = parse_uint("--idle-timeout", optarg, 0, 1u << 30);
 			break;
 		case OPT_STATS: o->stats_file = optarg; break;
+		case 'P': o->pid_file = optarg; break;
 		case OPT_SYSLOG: o->syslog = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -241,6 +247,41 @@ static void accept_one(int lfd, const struct options *o)
 	workers_add(fd, peer);
 }
 
+/*
+ * Becomes a daemon, but keeps the parent waiting until the child says it
+ * serves (a byte on the returned fd), so that a failure to start (a
+ * guarantee that cannot be met) still makes `stabled` exit 1.
+ */
+static int daemonize(void)
+{
+	int p[2], fd;
+	pid_t pid;
+	char c = '1';
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &c, 1) != 1)
+			c = '1';
+		_exit(c == '0' ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	return p[1];
+}
+
 static void dump_stats(const struct options *o)
 {
 	int ret;
@@ -260,7 +301,7 @@ int main(int argc, char **argv)
 	char err[1024], sockdir[PATH_MAX] = "", sockpath[PATH_MAX];
 	sigset_t mask;
 	pid_t child = -1;
-	int ret, sfd, status = 0;
+	int ret, sfd, status = 0, ready_fd = -1;
 	bool running = true;
 
 	parse_args(argc, argv, &o);
@@ -308,6 +349,16 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 
+	if (!o.foreground && !o.run && !l.activated) {
+		log_close();
+		log_open(true, o.verbose);
+		ready_fd = daemonize();
+		if (ready_fd < 0) {
+			log_err("cannot become a daemon: %s", strerror(-ready_fd));
+			goto out_listen;
+		}
+	}
+
 	wc.exports = &exports;
 	wc.server.max_request = NBD_MAX_REQUEST;
 	wc.server.max_extents_per_conn = 36;
@@ -329,14 +380,20 @@ int main(int argc, char **argv)
 			log_err("%s", err);
 		goto out_listen;
 	}
+	if (ready_fd >= 0) {
+		/* the parent exits 0 now: we serve */
+		if (write(ready_fd, "0", 1) != 1)
+			log_warn("cannot tell the parent process we started: %m");
+		close(ready_fd);
+		ready_fd = -1;
+	}
 
-	if (!o.foreground && !o.run && !l.activated) {
-		log_close();
-		log_open(true, o.verbose);
-		if (daemon(0, 0)) {
-			log_err("daemon: %m");
-			workers_stop();
-			goto out_listen;
+	if (o.pid_file) {
+		FILE *pf = fopen(o.pid_file, "w");
+
+		if (!pf || fprintf(pf, "%ld\n", (long)getpid()) < 0 || fclose(pf)) {
+			log_err("--pid-file %s: %m", o.pid_file);
+			o.pid_file = NULL;
 		}
 	}
 	log_summary(&o, &exports, &l);
@@ -398,6 +455,8 @@ int main(int argc, char **argv)
 		waitpid(child, NULL, 0);
 	}
 	dump_stats(&o);
+	if (o.pid_file)
+		unlink(o.pid_file);
 	log_info("stopped");
 	close(sfd);
 	if (o.unix_path && !l.activated)

@@ -57,4 +57,43 @@ exits "--run over TCP with -p 0" 0
 like "$T_DIR/out" '^uri=nbd://127\.0\.0\.1:[1-9][0-9]*/ port=[1-9][0-9]*$' "TCP: \$uri and \$port name 127.0.0.1 and the port"
 like "$T_DIR/out" '^100000$' "TCP: the command reaches the export"
 like "$T_DIR/err" "listening on 127\.0\.0\.1 port [1-9]" "TCP listens on 127.0.0.1 by default"
+
+# as a daemon: the command returns, the pid file names the server, which
+# serves until SIGTERM and then removes its pid file and socket
+trun 30 "$STABLED" -U "$T_DIR/d.sock" -P "$T_DIR/d.pid" "$T_DIR/disk.img"
+exits "stabled without -f returns once it is a daemon" 0
+i=0
+while [ ! -s "$T_DIR/d.pid" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+dpid=$(cat "$T_DIR/d.pid" 2>/dev/null)
+if [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; then
+	pass "--pid-file names the running daemon ($dpid)"
+	trun 30 nbdinfo --size "nbd+unix:///?socket=$T_DIR/d.sock"
+	like "$T_DIR/out" '^100000$' "the daemon serves the export"
+	kill -TERM "$dpid"
+	i=0
+	while kill -0 "$dpid" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+	if kill -0 "$dpid" 2>/dev/null; then
+		fail "the daemon exits on SIGTERM" "pid $dpid still running"
+		kill -KILL "$dpid"
+	else
+		pass "the daemon exits on SIGTERM"
+	fi
+	if [ -e "$T_DIR/d.pid" ] || [ -e "$T_DIR/d.sock" ]; then
+		fail "the daemon removes its pid file and socket" "$(ls "$T_DIR")"
+	else
+		pass "the daemon removes its pid file and socket"
+	fi
+else
+	fail "--pid-file names the running daemon" "pid file: '$dpid'"
+fi
+# a daemon that cannot start still makes the command fail
+trun 30 "$STABLED" -U "$T_DIR/e.sock" -P "$T_DIR/e.pid" --require-guarantee=kernel-ro "$T_DIR/disk.img"
+if [ "$rc" -eq 1 ]; then
+	pass "a daemon below --require-guarantee=kernel-ro: stabled exits 1"
+elif [ "$rc" -eq 0 ] && [ -s "$T_DIR/e.pid" ]; then
+	kill -TERM "$(cat "$T_DIR/e.pid")"
+	skip "this kernel has kmbuf-ro: the daemon started"
+else
+	fail "a daemon below --require-guarantee=kernel-ro: stabled exits 1" "status $rc"
+fi
 done_testing
