@@ -1,11 +1,13 @@
 /*
  * The transmission phase: parsing requests from a byte buffer, answering
- * them with simple or structured replies, and reads through libstable.
- * A read gathers verified extents and queues them by reference; a block
- * that cannot be verified, re-read or rebuilt becomes an error chunk
- * (structured replies) or fails the whole request (simple replies), so
- * no unverified byte is ever queued. When the reader runs out of buffers
- * the read is parked and resumed once queued extents have been sent.
+ * them with simple or structured replies, and reads through libstable's
+ * asynchronous API. A read is cut into pieces of one reader buffer; each
+ * verified extent that comes back is queued by reference (never copied);
+ * a block that cannot be verified, re-read or rebuilt becomes an error
+ * chunk at its offset (structured replies) or fails the whole request
+ * (simple replies), so no unverified byte is ever queued. When the
+ * reader runs out of buffers the rest of a read waits, and goes on once
+ * queued extents have been sent and released.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -138,9 +140,9 @@ static uint64_t failed_range(struct conn *c, int ret, const struct stable_error 
 	    e->offset + e->length > off) {
 		*bad = e->offset > off ? e->offset : off;
 		end = e->offset + e->length;
-		log_err("export %s: block %llu (bytes %llu-%llu): cannot be verified, re-read or rebuilt; client %s gets EIO for it: %s",
+		log_err("export %s: block %llu (bytes %llu-%llu): crc32c expected 0x%08x, found 0x%08x; cannot be verified, re-read or rebuilt: client %s gets EIO for it",
 			c->exp->name, U(e->block), U(e->offset), U(e->offset + e->length - 1),
-			c->peer, stable_errmsg(reader(c)));
+			e->expected_crc, e->found_crc, c->peer);
 	} else {
 		/* no block named: fail up to the next block boundary */
 		*bad = off;
