@@ -11,12 +11,19 @@
 # finish, or if the kernel log shows a warning, BUG, KASAN or lockdep
 # report.
 #
-# usage: vm-test.sh BZIMAGE TEST_DIR OUT_DIR
+# Further arguments are more test programs, which may be dynamically
+# linked (libstable's backend suites): their libraries, as ldd lists them,
+# are carried into the initramfs at the same paths. Every test runs with
+# STABLE_TMP=/mnt and STABLE_REQUIRE_KMBUF=1, so libstable's suites use the
+# ext4 disk and fail, rather than skip, if kmbuf-ro is missing.
+#
+# usage: vm-test.sh BZIMAGE TEST_DIR OUT_DIR [PROGRAM...]
 set -euo pipefail
 
-image=${1:?usage: vm-test.sh BZIMAGE TEST_DIR OUT_DIR}
+image=${1:?usage: vm-test.sh BZIMAGE TEST_DIR OUT_DIR [PROGRAM...]}
 tests=${2:?}
 out=${3:?}
+shift 3
 timeout_s=${KVM_TIMEOUT:-1200}
 mem=${KVM_MEM:-1G}
 smp=${KVM_SMP:-2}
@@ -41,6 +48,15 @@ mkdir -p "$out/root/bin" "$out/root/tests" "$out/root/proc" "$out/root/sys" \
 	"$out/root/dev" "$out/root/tmp" "$out/root/mnt"
 cp "$busybox" "$out/root/bin/busybox"
 find "$tests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$out/root/tests/" \;
+for prog in "$@"; do
+	cp "$prog" "$out/root/tests/"
+	# a dynamic program's libraries and loader, at the paths it expects
+	ldd "$prog" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+		[ -e "$out/root$lib" ] && continue
+		mkdir -p "$out/root$(dirname "$lib")"
+		cp -L "$lib" "$out/root$lib"
+	done
+done
 cat > "$out/root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -55,7 +71,7 @@ echo "KTEST-BEGIN"
 for t in /tests/*; do
 	name=${t##*/}
 	echo "KTEST-START $name"
-	KMBUF_TEST_DIR=/mnt timeout 300 "$t"
+	KMBUF_TEST_DIR=/mnt STABLE_TMP=/mnt STABLE_REQUIRE_KMBUF=1 timeout 300 "$t"
 	echo "KTEST-RESULT $name $?"
 done
 echo "KTEST-DMESG-BEGIN"

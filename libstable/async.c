@@ -63,9 +63,16 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 	ret = rd->ops->queue_read(rd, s, fd, off, len, s->index);
 	if (ret)
 		return ret;
-	ret = io_uring_submit(&rd->ring);
-	if (ret < 0)
-		return ret;
+	/* everything queued must reach the kernel before we wait for it */
+	while (io_uring_sq_ready(&rd->ring) > 0) {
+		ret = io_uring_submit(&rd->ring);
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0)
+			return ret;
+		if (ret == 0)
+			return -EIO;	/* the kernel took none: never wait for it */
+	}
 	rd->queued = 0;
 	for (;;) {
 		uint64_t ud;
@@ -126,9 +133,14 @@ int stable_flush(struct stable_reader *rd)
 		return -EINVAL;
 	if (!rd->queued)
 		return 0;
-	ret = io_uring_submit(&rd->ring);
-	if (ret < 0)
-		return stable_rd_err(rd, ret, "io_uring_submit: %s", strerror(-ret));
+	while (io_uring_sq_ready(&rd->ring) > 0) {
+		ret = io_uring_submit(&rd->ring);
+		if (ret == -EINTR)
+			continue;
+		if (ret <= 0)
+			return stable_rd_err(rd, ret ? ret : -EIO, "io_uring_submit: %s",
+					     strerror(ret ? -ret : EIO));
+	}
 	rd->queued = 0;
 	return 0;
 }

@@ -47,7 +47,8 @@ struct stable_backend_ops {
 	void (*fini)(struct stable_reader *rd);
 	/*
 	 * Queues on rd->ring a read of len bytes at off of fd into s's
-	 * buffer, with user_data tag. It may queue requests of its own before
+	 * buffer, with user_data tag. A buffer s still holds from an earlier
+	 * read is given up first. It may queue requests of its own before
 	 * it (tagged STABLE_TAG_BACKEND | x), such as buffer returns. Returns
 	 * 0, or -errno with nothing of it queued (or only harmless NOPs
 	 * tagged STABLE_TAG_IGNORED).

@@ -131,7 +131,7 @@ static int queue_returns(struct stable_reader *rd, struct kmbuf *k)
 	if (!sqe)
 		return -EBUSY;
 	memcpy(k->batch[b], k->pending, k->npending * sizeof(*k->pending));
-	io_uring_prep_rw(STABLE_IORING_OP_KMBUF_RETURN, sqe, -1, k->batch[b],
+	io_uring_prep_rw(STABLE_IORING_OP_KMBUF_RETURN, sqe, 0, k->batch[b],
 			 k->npending, 0);
 	sqe->buf_group = BGID;
 	io_uring_sqe_set_data64(sqe, STABLE_TAG_BACKEND | b);
@@ -140,12 +140,25 @@ static int queue_returns(struct stable_reader *rd, struct kmbuf *k)
 	return 0;
 }
 
+static void kmbuf_put(struct stable_reader *rd, struct stable_slot *s)
+{
+	struct kmbuf *k = rd->backend;
+
+	if (k->bid[s->index] == NO_BUF)
+		return;
+	k->pending[k->npending++] = (uint16_t)k->bid[s->index];
+	k->bid[s->index] = NO_BUF;
+	s->mem = NULL;
+}
+
 static int kmbuf_queue_read(struct stable_reader *rd, struct stable_slot *s,
 			    int fd, uint64_t off, size_t len, uint64_t tag)
 {
 	struct kmbuf *k = rd->backend;
 	struct io_uring_sqe *sqe;
 
+	/* A slot read again gives up the buffer it had (as sealed drops its memfd). */
+	kmbuf_put(rd, s);
 	/* Returns go first, in the same submission, so the read can use them. */
 	queue_returns(rd, k);
 	sqe = io_uring_get_sqe(&rd->ring);
@@ -155,7 +168,6 @@ static int kmbuf_queue_read(struct stable_reader *rd, struct stable_slot *s,
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BGID;
 	io_uring_sqe_set_data64(sqe, tag);
-	(void)s;
 	return 0;
 }
 
@@ -176,17 +188,6 @@ static int kmbuf_complete(struct stable_reader *rd, struct stable_slot *s,
 	if (res > 0)
 		stable_mark_defined(s->mem, (size_t)res);
 	return res < 0 ? res : 0;
-}
-
-static void kmbuf_put(struct stable_reader *rd, struct stable_slot *s)
-{
-	struct kmbuf *k = rd->backend;
-
-	if (k->bid[s->index] == NO_BUF)
-		return;
-	k->pending[k->npending++] = (uint16_t)k->bid[s->index];
-	k->bid[s->index] = NO_BUF;
-	s->mem = NULL;
 }
 
 static void kmbuf_backend_cqe(struct stable_reader *rd, uint64_t ud, int res)

@@ -139,7 +139,12 @@ static int setup(struct stable_reader *rd, const struct stable_reader_options *o
 		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
 	/* Every slot has at most one read in flight, and a backend may queue
 	 * one request of its own before each. */
-	ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring, 0);
+	/* SUBMIT_ALL: one request that fails at submission must not leave the
+	 * ones queued after it unsubmitted (and a waiter waiting forever). */
+	ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring,
+				  IORING_SETUP_SUBMIT_ALL);
+	if (ret == -EINVAL)	/* kernels before 5.18 */
+		ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring, 0);
 	if (ret < 0)
 		return stable_set_err(err, errlen, ret, "io_uring_queue_init: %s",
 				      strerror(-ret));

@@ -89,19 +89,25 @@ static void stress(const char *img_path, enum stable_backend backend,
 					wrong += !check(e) || e->offset != off;
 					h[nheld].ext = e;
 					h[nheld++].crc = stable_crc32c(0, e->data, e->length);
-				} else {
-					errors++;
+				} else if (errors++ < 3) {
+					diag("%s: stable_read(%llu, %zu): %d: %s", bname,
+					     (unsigned long long)off, len, ret, stable_errmsg(rd));
 				}
 			} else {
 				ret = stable_submit(rd, off, len, off);
-				errors += ret != 0;
+				if (ret && errors++ < 3)
+					diag("%s: stable_submit(%llu, %zu): %d: %s", bname,
+					     (unsigned long long)off, len, ret, stable_errmsg(rd));
 			}
 			ops++;
 		}
 		n = stable_reap(rd, c, SLOTS);
 		for (int i = 0; i < n; i++) {
 			if (c[i].result) {
-				errors++;
+				if (errors++ < 3)
+					diag("%s: completion of %llu: %d: %s", bname,
+					     (unsigned long long)c[i].user_data, c[i].result,
+					     stable_errmsg(rd));
 				continue;
 			}
 			wrong += !check(c[i].ext) || c[i].ext->offset != c[i].user_data;
