@@ -32,7 +32,7 @@ KTEST_HOST := $(BUILD)/kernel-tests/host
 KTEST_STATIC := $(BUILD)/kernel-tests/static
 KVM_DIR := $(BUILD)/kernel-vm
 
-.PHONY: kernel kernel-source vm-test checkpatch test-kernel-host uapi-check check-series \
+.PHONY: bench-vm kernel kernel-source vm-test checkpatch test-kernel-host uapi-check check-series \
 	kernel-tests-static
 
 kernel-source:
@@ -80,6 +80,18 @@ VM_LIB_TESTS := $(addprefix $(BUILD)/tests/,test-async test-parity-rebuild \
 vm-test: kernel kernel-tests-static $(VM_LIB_TESTS)
 	KERNEL_LOCK=$(abspath $(KERNEL_BUILD)).lock \
 		kernel/vm-test.sh $(KERNEL_IMAGE) $(KTEST_STATIC) $(KVM_DIR) $(VM_LIB_TESTS)
+
+# libstable's benchmark in the VM, where kmbuf-ro exists: the same
+# stable-bench rows as make bench-lib, printed from the guest's console.
+bench-vm: kernel $(BUILD)/bin/stable-bench $(BUILD)/bin/stable-mkimage
+	@mkdir -p $(BUILD)/kernel-bench/none
+	VM_EXTRA_BIN="$(abspath $(BUILD)/bin/stable-bench $(BUILD)/bin/stable-mkimage)" \
+	KERNEL_LOCK=$(abspath $(KERNEL_BUILD)).lock KVM_TIMEOUT=$${KVM_TIMEOUT:-1800} \
+		kernel/vm-test.sh $(KERNEL_IMAGE) $(BUILD)/kernel-bench/none \
+		$(BUILD)/kernel-bench-vm kernel/vm-bench.sh > $(BUILD)/kernel-bench/verdict.txt || \
+		{ cat $(BUILD)/kernel-bench/verdict.txt; exit 1; }
+	sed -n '/^KTEST-START vm-bench.sh/,/^KTEST-RESULT vm-bench.sh/p' \
+		$(BUILD)/kernel-bench-vm/console.txt | grep -v '^KTEST-'
 
 TEST_TARGETS += checkpatch test-kernel-host uapi-check vm-test
 

@@ -48,14 +48,23 @@ mkdir -p "$out/root/bin" "$out/root/tests" "$out/root/proc" "$out/root/sys" \
 	"$out/root/dev" "$out/root/tmp" "$out/root/mnt"
 cp "$busybox" "$out/root/bin/busybox"
 find "$tests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$out/root/tests/" \;
-for prog in "$@"; do
-	cp "$prog" "$out/root/tests/"
-	# a dynamic program's libraries and loader, at the paths it expects
-	ldd "$prog" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+# a dynamic program's libraries and loader, at the paths it expects
+carry_libs() {
+	# (a script or a static program has none: ldd and grep fail, harmlessly)
+	{ ldd "$1" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
 		[ -e "$out/root$lib" ] && continue
 		mkdir -p "$out/root$(dirname "$lib")"
 		cp -L "$lib" "$out/root$lib"
 	done
+}
+for prog in "$@"; do
+	cp "$prog" "$out/root/tests/"
+	carry_libs "$prog"
+done
+# VM_EXTRA_BIN: programs the tests call (for make bench-vm), put in /bin
+for prog in ${VM_EXTRA_BIN:-}; do
+	cp "$prog" "$out/root/bin/"
+	carry_libs "$prog"
 done
 cat > "$out/root/init" <<'INIT'
 #!/bin/busybox sh
