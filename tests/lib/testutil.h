@@ -54,6 +54,22 @@ static inline char *tu_path(const char *name)
 	return p;
 }
 
+/* A deterministic xorshift generator: a test's runs are repeatable. */
+static inline uint64_t tu_rnd(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
+/* Runs fn once per backend (kmbuf-ro skips where the kernel lacks it). */
+#define TU_EACH_BACKEND(fn) do {				\
+	fn(STABLE_BACKEND_PRIVATE, "private");			\
+	fn(STABLE_BACKEND_SEALED, "sealed");			\
+	fn(STABLE_BACKEND_KMBUF_RO, "kmbuf-ro");		\
+} while (0)
+
 /* Deterministic, compressible-in-parts data: a counter mixed with text. */
 static inline void tu_fill(uint8_t *buf, size_t len, uint32_t seed)
 {

@@ -106,8 +106,6 @@ static void run(enum stable_backend backend, const char *bname)
 
 int main(void)
 {
-	run(STABLE_BACKEND_PRIVATE, "private");
-	run(STABLE_BACKEND_SEALED, "sealed");
-	run(STABLE_BACKEND_KMBUF_RO, "kmbuf-ro");
+	TU_EACH_BACKEND(run);
 	return tap_done();
 }
