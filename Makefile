@@ -20,7 +20,7 @@ say = $(if $(V),,@printf '  %-5s %s\n' $(1) $(2))
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla -Wformat=2
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -fPIC $(WARN) $(CFLAGS)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-LIB_LIBS := -luring -lisal -lz
+LIB_LIBS := -luring -lisal -lz -lpthread
 TOOL_LIBS := -lblkid
 
 LIB_SRC := $(sort $(wildcard libstable/*.c))
