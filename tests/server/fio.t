@@ -11,7 +11,8 @@ fio --enghelp=nbd >/dev/null 2>&1 || { echo "1..0 # SKIP this fio has no nbd eng
 # fio writes its verification headers into a plain file first
 for bs in 64k 4k; do
 	fio --name=mk --filename="$T_DIR/fio-$bs.raw" --size=32M --rw=write --bs=$bs \
-		--verify=crc32c --do_verify=0 --ioengine=psync --output=/dev/null
+		--verify=crc32c --do_verify=0 --ioengine=psync --output=/dev/null \
+		--verify_state_save=0
 	mkimg "$T_DIR/fio-$bs.raw" "$T_DIR/seq$bs.stable"
 done
 random_file "$T_DIR/other.raw" 33554432
@@ -24,7 +25,7 @@ fio_verify() {
 	shift 3
 	trun 120 fio --name=v --ioengine=nbd --uri="nbd+unix:///$_e?socket=$SOCK" \
 		--size=32M --bs="$_bs" --rw="$_rw" --verify=crc32c --verify_only=1 \
-		--iodepth=16 --verify_fatal=1 "$@"
+		--iodepth=16 --verify_fatal=1 --verify_state_save=0 "$@"
 }
 
 fio_verify seq64k 64k write
