@@ -118,8 +118,10 @@ int stable_submit(struct stable_reader *rd, uint64_t offset, size_t length,
 	stable_pipeline_plan(rd, s, offset, length);
 	s->user_data = user_data;
 	ret = stable_rd_queue(rd, s);
-	if (ret)
-		return stable_rd_err(rd, ret, "the submission queue is full");
+	if (ret) {
+		stable_rd_slot_free(rd, s);
+		return stable_rd_err(rd, ret, "queueing a read: %s", strerror(-ret));
+	}
 	s->state = SLOT_BUSY;
 	rd->inflight++;
 	return 0;

@@ -127,9 +127,13 @@ static int setup(struct stable_reader *rd, const struct stable_reader_options *o
 		rd->buffer_size = h->extent_size;
 
 	rd->slots = calloc(rd->nslots, sizeof(*rd->slots));
+	rd->free_slots = calloc(rd->nslots, sizeof(*rd->free_slots));
 	rd->scratch = malloc(h->block_size);
-	if (!rd->slots || !rd->scratch)
+	if (!rd->slots || !rd->free_slots || !rd->scratch)
 		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
+	/* the stack pops slot 0 first */
+	for (unsigned int i = 0; i < rd->nslots; i++)
+		rd->free_slots[rd->nfree++] = rd->nslots - 1 - i;
 	for (unsigned int i = 0; i < rd->nslots; i++) {
 		rd->slots[i].index = i;
 		rd->slots[i].aux_sealed = (struct stable_sealed)STABLE_SEALED_INIT;
@@ -169,6 +173,7 @@ static void teardown(struct stable_reader *rd)
 		stable_sealed_drop(&rd->slots[i].aux_sealed);
 	}
 	free(rd->slots);
+	free(rd->free_slots);
 	free(rd->scratch);
 	free(rd);
 }
@@ -240,10 +245,13 @@ int stable_last_error(const struct stable_reader *rd, struct stable_error *e)
 
 struct stable_slot *stable_rd_free_slot(struct stable_reader *rd)
 {
-	for (unsigned int i = 0; i < rd->nslots; i++)
-		if (rd->slots[i].state == SLOT_FREE)
-			return &rd->slots[i];
-	return NULL;
+	return rd->nfree ? &rd->slots[rd->free_slots[--rd->nfree]] : NULL;
+}
+
+void stable_rd_slot_free(struct stable_reader *rd, struct stable_slot *s)
+{
+	s->state = SLOT_FREE;
+	rd->free_slots[rd->nfree++] = s->index;
 }
 
 int stable_rd_check_range(struct stable_reader *rd, uint64_t off, size_t len)
@@ -267,7 +275,7 @@ int stable_rd_settle(struct stable_reader *rd, struct stable_slot *s, int ret)
 	if (ret) {
 		rd->ops->put(rd, s);
 		stable_sealed_drop(&s->aux_sealed);
-		s->state = SLOT_FREE;
+		stable_rd_slot_free(rd, s);
 		rd->stats.errors++;
 		return ret;
 	}
@@ -329,7 +337,7 @@ int stable_release(struct stable_reader *rd, const struct stable_extent *ext)
 				     i);
 	rd->ops->put(rd, s);
 	stable_sealed_drop(&s->aux_sealed);
-	s->state = SLOT_FREE;
+	stable_rd_slot_free(rd, s);
 	rd->held--;
 	return 0;
 }

@@ -23,6 +23,8 @@ struct stable_reader {
 	unsigned int max_retries;
 	unsigned int flags;
 	struct stable_slot *slots;
+	unsigned int *free_slots;	/* a stack of the free slots' indexes */
+	unsigned int nfree;
 	unsigned int held;
 	unsigned int inflight;		/* submitted, not yet reaped */
 	unsigned int queued;		/* prepared, not yet submitted */
@@ -53,7 +55,9 @@ int stable_rd_queue(struct stable_reader *rd, struct stable_slot *s);
 
 /* Checks a request's range; 0 or -EINVAL with the message set. (reader.c) */
 int stable_rd_check_range(struct stable_reader *rd, uint64_t off, size_t len);
+/* Takes a free slot (NULL if none), and gives one back. (reader.c) */
 struct stable_slot *stable_rd_free_slot(struct stable_reader *rd);
+void stable_rd_slot_free(struct stable_reader *rd, struct stable_slot *s);
 /* Bookkeeping when a slot's request ends with ret. (reader.c) */
 int stable_rd_settle(struct stable_reader *rd, struct stable_slot *s, int ret);
 
