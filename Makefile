@@ -119,7 +119,7 @@ test-unit: asan
 	STABLE_BIN=$(CURDIR)/$(BUILD)/asan/bin STABLE_TMP=$(CURDIR)/$(BUILD)/tmp \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	prove -f $(UNIT_NAMES:%=$(BUILD)/asan/tests/%) $(sort $(wildcard tests/tools/*.t)) \
-		$(sort $(wildcard tests/docs/*.t))
+		$(sort $(wildcard tests/docs/*.t)) $(sort $(wildcard tests/stability/*.t))
 
 test: $(TEST_TARGETS)
 
