@@ -16,6 +16,7 @@
 
 #include "stable/mkimage.h"
 #include "stable/stable.h"
+#include "tap.h"
 
 /* A fresh folder under $STABLE_TMP (or /tmp), removed by tu_cleanup(). */
 static char tu_dir[4096];
@@ -132,6 +133,31 @@ static inline int tu_may_skip(enum stable_backend b, int ret)
 	const char *req = getenv("STABLE_REQUIRE_KMBUF");
 
 	return ret == -EOPNOTSUPP && b == STABLE_BACKEND_KMBUF_RO && !(req && *req == '1');
+}
+
+/*
+ * Opens the image at path and a reader on it. Returns 1 when both are
+ * ready; else 0 with the image closed, after a skip (the kernel lacks the
+ * backend, and tu_may_skip allows it) or a failed check naming why.
+ */
+static inline int tu_open_reader(const char *path, const struct stable_reader_options *ro,
+				 const char *bname, struct stable_image **img,
+				 struct stable_reader **rd)
+{
+	char err[512] = "";
+	int ret = stable_image_open(img, path, NULL, err, sizeof(err));
+
+	if (!ok(ret == 0, "%s: open %s: %s", bname, path, ret ? err : "ok"))
+		return 0;
+	ret = stable_reader_new(rd, *img, ro, err, sizeof(err));
+	if (ret == 0)
+		return 1;
+	if (tu_may_skip(ro->backend, ret))
+		skip("%s: %s", bname, err);
+	else
+		ok(0, "%s: reader: %s", bname, err);
+	stable_image_close(*img);
+	return 0;
 }
 
 /* The guarantee a forced backend reports, and that of bytes it rebuilt. */

@@ -43,16 +43,8 @@ static void run(enum stable_backend backend, const char *bname)
 	tu_write_file(tu_path("src"), src, LEN);
 	ret = stable_mkimage(tu_path("src"), tu_path("img"), NULL, &digest, err, sizeof(err));
 	ok(ret == 0, "make the image");
-	stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
-	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
-	if (tu_may_skip(backend, ret)) {
-		skip("%s: %s", bname, err);
-		stable_image_close(img);
+	if (!tu_open_reader(tu_path("img"), &ro, bname, &img, &rd)) {
 		tu_cleanup();
-		return;
-	}
-	if (!ok(ret == 0, "%s: reader: %s", bname, err)) {
-		stable_image_close(img);
 		return;
 	}
 	is(stable_reader_guarantee(rd), tu_guarantee(backend), "%s: guarantee", bname);

@@ -39,16 +39,8 @@ static void run(enum stable_backend backend, const char *bname)
 	tu_flip(tu_path("img"), 4096 * 10 + 4000, 0);
 	tu_flip(tu_path("img"), 4096 * 65 + 999, 7);	/* the short last block */
 
-	stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
-	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
-	if (tu_may_skip(backend, ret)) {
-		skip("%s: %s", bname, err);
-		stable_image_close(img);
+	if (!tu_open_reader(tu_path("img"), &ro, bname, &img, &rd)) {
 		tu_cleanup();
-		return;
-	}
-	if (!ok(ret == 0, "%s: reader", bname)) {
-		stable_image_close(img);
 		return;
 	}
 	memset(out, 0, sizeof(out));

@@ -58,21 +58,11 @@ static void stress(const char *img_path, enum stable_backend backend,
 	struct stable_stats st;
 	unsigned int nheld = 0;
 	uint64_t ops = 0, wrong = 0, changed = 0, errors = 0;
-	char err[512] = "";
 	double end = now() + seconds;
 	int ret;
 
-	stable_image_open(&img, img_path, NULL, err, sizeof(err));
-	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
-	if (tu_may_skip(backend, ret)) {
-		skip("%s: %s", bname, err);
-		stable_image_close(img);
+	if (!tu_open_reader(img_path, &ro, bname, &img, &rd))
 		return;
-	}
-	if (!ok(ret == 0, "%s: reader: %s", bname, err)) {
-		stable_image_close(img);
-		return;
-	}
 	while (now() < end) {
 		uint64_t off = rnd() % LEN;
 		size_t len = 1 + (size_t)(rnd() % (LEN - off < 600000 ? LEN - off : 600000));
