@@ -304,8 +304,13 @@ static int make(struct mk *m, const char *tmp, uint32_t *digest)
 	ret = (h->flags & STABLE_HF_COMPRESSED) ? pass_compressed(m) : pass_plain(m);
 	if (ret)
 		return ret;
-	if (!(h->flags & STABLE_HF_SIDECAR))
+	if (!(h->flags & STABLE_HF_SIDECAR)) {
 		end = h->data_offset + h->data_blocks * h->block_size;
+		/* Trailing zero blocks were skipped as holes: make them readable. */
+		if (ftruncate(m->out, (off_t)end) < 0)
+			return stable_set_err(m->err, m->errlen, -errno, "%s: %s", tmp,
+					      strerror(errno));
+	}
 
 	if (h->parity_group) {
 		h->parity_blocks = stable_div_round_up(h->data_blocks, h->parity_group);
