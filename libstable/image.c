@@ -168,6 +168,7 @@ static int open_files(struct stable_image *img, const char *path,
 		snprintf(why, sizeof(why), "%s", err);
 		return stable_set_err(err, errlen, ret, "%s: header: %s", path, why);
 	}
+	memcpy(img->loaded_hdr, raw, sizeof(raw));
 	ret = check_header_area(img, path, err, errlen);
 	if (ret)
 		return ret;
@@ -249,6 +250,7 @@ int stable_image_open(struct stable_image **out, const char *path,
 	if (!img)
 		return stable_set_err(err, errlen, -ENOMEM, "%s: no memory", path);
 	img->fd = img->data_fd = -1;
+	pthread_mutex_init(&img->reload_lock, NULL);
 	img->flags = opts ? opts->flags : 0;
 	img->path = strdup(path);
 	ret = img->path ? load(img, path, opts, err, errlen) : -ENOMEM;
@@ -272,6 +274,7 @@ void stable_image_close(struct stable_image *img)
 	free(img->index);
 	free(img->path);
 	free(img->data_path);
+	pthread_mutex_destroy(&img->reload_lock);
 	free(img);
 }
 
@@ -299,7 +302,7 @@ void stable_image_get_info(const struct stable_image *img,
 	i->table_length = h->table_length;
 	i->index_offset = h->index_offset;
 	i->index_length = h->index_length;
-	i->root_digest = img->root_digest;
+	i->root_digest = __atomic_load_n(&img->root_digest, __ATOMIC_RELAXED);
 	i->path = img->path;
 	i->data_path = img->data_path;
 }

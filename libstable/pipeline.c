@@ -123,18 +123,45 @@ static int block_failed(struct stable_reader *rd, uint64_t b, uint64_t loff,
 }
 
 /*
+ * After the re-reads of a block failed: did a consistent writer commit a
+ * newer table meanwhile? True when another reader already reloaded it
+ * since gen, or when a reload here changed entries. A reload that fails
+ * (an update half done, damage) leaves the old table, and the block goes
+ * on to parity or fails as before.
+ */
+static int table_moved_on(struct stable_reader *rd, uint64_t gen, char *why,
+			  size_t whylen)
+{
+	int ret;
+
+	if (stable_image_generation(rd->img) != gen)
+		return 1;
+	ret = stable_image_reload(rd->img, why, whylen);
+	if (ret > 0)
+		rd->stats.table_reloads++;
+	return ret > 0;
+}
+
+/* Rounds of re-reads with a newer table each, before parity is tried. */
+#define MAX_RELOADS 3
+
+/*
  * Reads [b0, b0 + n) until its first block verifies, re-reading up to
- * max_retries times. Returns the count of leading good blocks (>= 1), 0
- * if block b0 stayed bad, or -errno. first is the result of a first read
- * already done (bytes or -errno), or NO_READ.
+ * max_retries times, and again after each reload of a newer checksum
+ * table. Returns the count of leading good blocks (>= 1), 0 if block b0
+ * stayed bad, or -errno. first is the result of a first read already
+ * done (bytes or -errno), or NO_READ.
  */
 static int64_t read_verified(struct stable_reader *rd, struct stable_slot *s,
 			     uint64_t b0, uint64_t n, uint32_t *found, ssize_t first)
 {
+	uint64_t gen = stable_image_generation(rd->img);
+	unsigned int attempt = 0, reloads = 0;
+	char why[256];
 	int64_t good;
 
-	for (unsigned int attempt = 0;; attempt++) {
-		if (attempt == 0 && first != NO_READ)
+	for (;;) {
+		if (attempt == 0 && reloads == 0 && first != NO_READ)
 			good = first < 0 ? read_error(rd, b0, n, (int)first)
 					 : check_blocks(rd, s, b0, n, first, found);
 		else
@@ -145,9 +172,17 @@ static int64_t read_verified(struct stable_reader *rd, struct stable_slot *s,
 		if (good > 0)
 			return good;
 		rd->stats.verify_failures++;
-		if (attempt == rd->max_retries)
-			return 0;
-		rd->stats.retries++;
+		if (attempt == rd->max_retries) {
+			if (reloads == MAX_RELOADS ||
+			    !table_moved_on(rd, gen, why, sizeof(why)))
+				return 0;
+			gen = stable_image_generation(rd->img);
+			reloads++;
+			attempt = 0;
+		} else {
+			attempt++;
+			rd->stats.retries++;
+		}
 		s->ext.flags |= STABLE_EXTENT_RETRIED;
 		rd->ops->put(rd, s);
 	}

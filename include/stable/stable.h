@@ -52,6 +52,15 @@ uint32_t stable_crc32c(uint32_t crc, const void *buf, size_t len);
 #define STABLE_OPEN_EXPECT_DIGEST (1u << 0)	/* fail unless the root digest matches */
 #define STABLE_OPEN_DIRECT	  (1u << 1)	/* read data with O_DIRECT */
 #define STABLE_OPEN_WRITABLE	  (1u << 2)	/* open files for repair */
+/*
+ * Never re-read the checksum table. By default a block that still fails
+ * after its re-reads makes the image re-read its header and table from
+ * the file: a consistent writer that rewrote the block and then its
+ * checksum (docs/format.md, "Updating an image in place") is then served
+ * the new bytes. An image opened with STABLE_OPEN_EXPECT_DIGEST never
+ * reloads: its digest pins the table.
+ */
+#define STABLE_OPEN_NO_RELOAD	  (1u << 3)
 
 struct stable_open_options {
 	unsigned int flags;
@@ -214,6 +223,7 @@ struct stable_stats {
 	uint64_t retries;		/* re-reads after a mismatch */
 	uint64_t rebuilds;		/* blocks rebuilt from parity */
 	uint64_t errors;		/* reads failed with an error */
+	uint64_t table_reloads;		/* mismatches resolved by a newer checksum table */
 };
 void stable_reader_stats(const struct stable_reader *rd,
 			 struct stable_stats *stats);
