@@ -28,6 +28,8 @@ TOOL_NAMES := $(patsubst tools/%.c,%,$(sort $(wildcard tools/stable-*.c)))
 TOOL_COMMON_SRC := $(filter-out $(TOOL_NAMES:%=tools/%.c),$(wildcard tools/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test-*.c) $(wildcard tests/stability/test-*.c))
 UNIT_NAMES := $(notdir $(UNIT_SRC:%.c=%))
+# Programs the stability scripts drive (not tests themselves).
+STABILITY_HELPERS := vblocks
 
 DEPS_STAMP := $(BUILD)/.deps-installed
 
@@ -95,7 +97,8 @@ $(BUILD)/lib/libstable.pc: libstable/libstable.pc.in Makefile
 
 lib: $(BUILD)/lib/libstable.a $(BUILD)/lib/libstable.so.0 $(BUILD)/lib/libstable.pc
 tools: $(TOOL_NAMES:%=$(BUILD)/bin/%)
-asan: $(TOOL_NAMES:%=$(BUILD)/asan/bin/%) $(UNIT_NAMES:%=$(BUILD)/asan/tests/%)
+asan: $(TOOL_NAMES:%=$(BUILD)/asan/bin/%) $(UNIT_NAMES:%=$(BUILD)/asan/tests/%) \
+	$(STABILITY_HELPERS:%=$(BUILD)/asan/tests/%)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

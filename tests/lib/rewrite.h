@@ -181,9 +181,31 @@ static inline int rw_commit(struct rw_image *w)
 	return rw_pwrite(w, raw, sizeof(raw), 0);
 }
 
-/* All four steps for block b at version v, pausing pause_us between them. */
+/*
+ * Step 1 in two halves with a pause between: a block stays torn for a
+ * while, as a writer whose write is split (or a crash) leaves it. The
+ * stability tests' negative control: a server without checksums sends it.
+ */
+static inline int rw_put_data_halves(struct rw_image *w, uint64_t b,
+				     const uint8_t *data, unsigned int pause_us)
+{
+	const uint32_t half = w->h.block_size / 2;
+	uint64_t off = w->h.data_offset + b * w->h.block_size;
+	int ret = rw_pwrite(w, data, half, off);
+
+	if (!ret) {
+		usleep(pause_us);
+		ret = rw_pwrite(w, data + half, half, off + half);
+	}
+	return ret;
+}
+
+/*
+ * All four steps for block b at version v, pausing pause_us between them;
+ * with halves, the data block is written as rw_put_data_halves() does.
+ */
 static inline int rw_rewrite(struct rw_image *w, uint64_t b, uint64_t v,
-			     unsigned int pause_us)
+			     unsigned int pause_us, int halves)
 {
 	uint8_t *data = malloc(w->h.block_size);
 	int ret;
@@ -191,7 +213,8 @@ static inline int rw_rewrite(struct rw_image *w, uint64_t b, uint64_t v,
 	if (!data)
 		return -ENOMEM;
 	vb_fill(data, w->h.block_size, b, v);
-	ret = rw_put_data(w, b, data);
+	ret = halves ? rw_put_data_halves(w, b, data, pause_us ? pause_us : 1000)
+		     : rw_put_data(w, b, data);
 	if (!ret && pause_us)
 		usleep(pause_us);
 	if (!ret)

@@ -71,7 +71,7 @@ static void steps(enum stable_backend backend, const char *bname, unsigned int g
 		return;
 	is(read_version(rd, 5), 0, "%s/%u: block 5 is at version 0", bname, group);
 	is(rw_open(&w, tu_path("img")), 0, "the writer opens the image");
-	is(rw_rewrite(&w, 5, 1, 0), 0, "the writer rewrites block 5 as version 1, all steps");
+	is(rw_rewrite(&w, 5, 1, 0, 0), 0, "the writer rewrites block 5 as version 1, all steps");
 	is(read_version(rd, 5), 1, "%s/%u: the reader serves version 1", bname, group);
 	stable_reader_stats(rd, &st);
 	is(st.table_reloads, 1, "%s/%u: after one table reload", bname, group);
@@ -98,7 +98,7 @@ static void steps(enum stable_backend backend, const char *bname, unsigned int g
 
 		stable_image_open(&img, tu_path("img"), &oo, err, sizeof(err));
 		stable_reader_new(&rd, img, &ro, err, sizeof(err));
-		is(rw_rewrite(&w, 9, 1, 0), 0, "the writer rewrites block 9");
+		is(rw_rewrite(&w, 9, 1, 0, 0), 0, "the writer rewrites block 9");
 		is(read_version(rd, 9), -EIO,
 		   "%s/%u: negative control: without reloads the update is never served",
 		   bname, group);
@@ -130,7 +130,7 @@ static void *writer(void *arg)
 		uint64_t b = tu_rnd(&rnd) % NBLOCKS;
 
 		r->final[b] = ++v;
-		if (rw_rewrite(&w, b, v, 200))
+		if (rw_rewrite(&w, b, v, 200, 0))
 			break;
 		r->rewrites++;
 	}
