@@ -34,7 +34,7 @@ STABILITY_HELPERS := vblocks
 DEPS_STAMP := $(BUILD)/.deps-installed
 
 .PHONY: all lib tools deps demo test test-unit test-valgrind install clean help \
-	bench-verify bench-lib stability-report asan build-clang
+	bench-verify bench-lib stability-report soak asan build-clang
 all: lib tools
 
 # Objects are not intermediates to delete.
@@ -149,6 +149,17 @@ bench-lib: all
 stability-report: $(BUILD)/asan/tests/test-buffer-attacks
 	STABLE_TMP=$(CURDIR)/$(BUILD)/tmp $< --report $(BUILD)/stability-buffers.md
 	cat $(BUILD)/stability-buffers.md
+
+# The soak (tests/stability/soak.t) for DURATION seconds, with the
+# optimised stabled so that its RSS figures mean what they say; make test
+# runs the same test for a minute against the ASan build.
+DURATION ?= 600
+soak: asan $(BUILD)/bin/stabled
+	SOAK_SECONDS=$(DURATION) SOAK_REPORT=$(CURDIR)/$(BUILD)/soak-report.md \
+	SOAK_STABLED=$(CURDIR)/$(BUILD)/bin/stabled \
+	STABLE_BIN=$(CURDIR)/$(BUILD)/asan/bin STABLE_TMP=$(CURDIR)/$(BUILD)/tmp \
+		prove -v tests/stability/soak.t
+	cat $(BUILD)/soak-report.md
 
 # --- install -------------------------------------------------------------------
 install: all
