@@ -51,6 +51,8 @@ ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1:thread_local_q
 backend=$(sed -n 's/.*backend \([a-z-]*\).*/\1/p' "$LOG" | head -1)
 sleep 1
 fd_base=$(ls /proc/$SPID/fd | wc -l)
+rss_of() { sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$SPID/status 2>/dev/null; }
+rss_base=$(rss_of)
 end=$(($(date +%s) + seconds))
 running() { [ "$(date +%s)" -lt "$end" ]; }
 
@@ -139,7 +141,7 @@ pids="$pids $!"
 # --- the sampler --------------------------------------------------------------
 : > "$T_DIR/samples"
 while running; do
-	rss=$(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$SPID/status 2>/dev/null)
+	rss=$(rss_of)
 	fds=$(ls /proc/$SPID/fd 2>/dev/null | wc -l)
 	echo "$(date +%s) ${rss:-0} $fds" >> "$T_DIR/samples"
 	sleep 2
@@ -149,6 +151,7 @@ for p in $pids; do
 done
 sleep 1
 fd_end=$(ls /proc/$SPID/fd 2>/dev/null | wc -l)
+rss_end=$(rss_of)
 
 # --- checks -------------------------------------------------------------------
 kill -0 "$SPID" 2>/dev/null
@@ -188,7 +191,9 @@ rss_last=$(tail -n "$third" "$T_DIR/samples" | awk 'm < $2 { m = $2 } END { prin
 fd_max=$(awk 'm < $3 { m = $3 } END { print m + 0 }' "$T_DIR/samples")
 diag "RSS peak first third ${rss_first} KiB, last third ${rss_last} KiB; fds at rest $fd_base, peak $fd_max ($n samples)"
 [ "$third" -ge 1 ] && [ "$rss_last" -le $((rss_first + rss_slack)) ]
-ok $? "RSS did not grow: ${rss_first} KiB, then ${rss_last} KiB"
+ok $? "RSS under load did not grow: peak ${rss_first} KiB, then ${rss_last} KiB"
+[ "${rss_end:-0}" -le $((rss_base + rss_slack)) ]
+ok $? "RSS at rest: ${rss_base} KiB before the clients, ${rss_end} KiB after"
 
 trun 60 nbdcopy "nbd+unix:///cw?socket=$SOCK" "$T_DIR/final"
 "$STABLE_BIN/stable-cat" "$T_DIR/cw.stable" > "$T_DIR/fresh"
@@ -201,8 +206,9 @@ stop_server
 changed() { if [ "$1" -eq 0 ]; then echo 0; else echo "in $1 deliveries"; fi; }
 {
 	echo "Soak of ${seconds} s: stabled (backend ${backend:-?}) with nbdcopy, qemu-img and qemu-io"
-	echo "clients; RSS peak ${rss_first} KiB in the first third, ${rss_last} KiB in the last;"
-	echo "descriptors $fd_base at rest before and after, $fd_max at most."
+	echo "clients. Server RSS: ${rss_base} KiB at rest before, peak ${rss_first} KiB in the first"
+	echo "third and ${rss_last} KiB in the last, ${rss_end} KiB at rest after. Descriptors:"
+	echo "$fd_base at rest before, $fd_end after, $fd_max at most."
 	echo
 	echo "| attack or writer | backend | attempts | attacks that succeeded | bytes changed | errors seen |"
 	echo "|---|---|---:|---:|---:|---|"
