@@ -46,6 +46,22 @@ void cli_version(void)
 	exit(EXIT_OK);
 }
 
+void cli_other_option(int c, void (*usage)(FILE *))
+{
+	if (c == 'V')
+		cli_version();
+	usage(c == 'h' ? stdout : stderr);
+	exit(c == 'h' ? EXIT_OK : EXIT_USAGE);
+}
+
+void cli_operands(int argc, int first, int min, int max, void (*usage)(FILE *))
+{
+	if (argc - first < min || argc - first > max) {
+		usage(stderr);
+		exit(EXIT_USAGE);
+	}
+}
+
 int cli_parse_size(const char *text, uint64_t *out)
 {
 	unsigned long long v;

@@ -355,15 +355,10 @@ int main(int argc, char **argv)
 				cli_die("--bytes: '%s' is not a size", optarg);
 			b.bytes = v;
 			break;
-		case 'h': usage(stdout); return EXIT_OK;
-		case 'V': cli_version();
-		default: usage(stderr); return EXIT_USAGE;
+		default: cli_other_option(c, usage);
 		}
 	}
-	if (argc - optind != 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	cli_operands(argc, optind, 1, 1, usage);
 	b.path = argv[optind];
 	if (b.direct)
 		oo.flags |= STABLE_OPEN_DIRECT;

@@ -119,15 +119,10 @@ int main(int argc, char **argv)
 				cli_die("--retries: '%s' is not a count up to 100", optarg);
 			ro.max_retries = (unsigned int)v;
 			break;
-		case 'h': usage(stdout); return EXIT_OK;
-		case 'V': cli_version();
-		default: usage(stderr); return EXIT_USAGE;
+		default: cli_other_option(c, usage);
 		}
 	}
-	if (argc - optind < 1 || argc - optind > 3) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	cli_operands(argc, optind, 1, 3, usage);
 	if (argc - optind >= 2 && cli_parse_size(argv[optind + 1], &off))
 		cli_die("OFFSET '%s' is not a byte count", argv[optind + 1]);
 	if (argc - optind == 3 && cli_parse_size(argv[optind + 2], &len))

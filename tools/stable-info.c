@@ -491,15 +491,10 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'j': json = 1; break;
 		case 'n': probe = 0; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		case 'V': cli_version();
-		default: usage(stderr); return EXIT_USAGE;
+		default: cli_other_option(c, usage);
 		}
 	}
-	if (argc - optind != 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	cli_operands(argc, optind, 1, 1, usage);
 	if (stable_image_open(&img, argv[optind], NULL, err, sizeof(err)))
 		cli_die("%s", err);
 	stable_image_get_info(img, &info);

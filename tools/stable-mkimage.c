@@ -93,15 +93,10 @@ int main(int argc, char **argv)
 				cli_die("--parity: '%s' is not a group size of 2 or more", optarg);
 			o.parity_group = (uint32_t)v;
 			break;
-		case 'h': usage(stdout); return EXIT_OK;
-		case 'V': cli_version();
-		default: usage(stderr); return EXIT_USAGE;
+		default: cli_other_option(c, usage);
 		}
 	}
-	if (argc - optind != 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	cli_operands(argc, optind, 2, 2, usage);
 	if (!quiet && isatty(STDERR_FILENO)) {
 		o.progress = show_progress;
 		o.progress_arg = &bar;

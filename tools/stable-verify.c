@@ -229,15 +229,10 @@ int main(int argc, char **argv)
 				cli_die("--digest: '%s' is not 8 hex digits", optarg);
 			oo.flags |= STABLE_OPEN_EXPECT_DIGEST;
 			break;
-		case 'h': usage(stdout); return EXIT_OK;
-		case 'V': cli_version();
-		default: usage(stderr); return EXIT_USAGE;
+		default: cli_other_option(c, usage);
 		}
 	}
-	if (argc - optind != 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	cli_operands(argc, optind, 1, 1, usage);
 	v.path = argv[optind];
 	if (v.repair)
 		oo.flags |= STABLE_OPEN_WRITABLE;
