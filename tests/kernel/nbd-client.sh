@@ -5,7 +5,8 @@
 #
 # Runs inside the VM (kernel/vm-test.sh, busybox sh) on the patched kernel:
 # Debian's nbd-client attaches /dev/nbdN to a stabled export over a Unix
-# socket, the file system is mounted read-only and every file compared
+# socket (parity: TCP on 127.0.0.1, the other way the kernel's client
+# talks), the file system is mounted read-only and every file compared
 # with the originals that tests/kernel/nbd-fixture.sh left on the test
 # disk (/mnt/nbd). Three exports, one stabled each (every worker holds a
 # kmbuf reader per export, so one stabled per image keeps the VM's memory
@@ -29,6 +30,7 @@ fix=${NBD_FIXTURE:-/mnt/nbd}
 work=/tmp/nbd-client
 nbd_client=/usr/sbin/nbd-client   # Debian's, not a busybox applet
 sock=$work/stabled.sock
+port=10809
 fails=0
 
 say() { echo "nbd-client.sh: $*"; }
@@ -53,18 +55,26 @@ prerequisites() {
 		{ say "$nbd_client is not Debian's nbd-client: $("$nbd_client" -V 2>&1)"; return 1; }
 	command -v stabled > /dev/null || { say "no stabled in PATH"; return 1; }
 	[ -b /dev/nbd2 ] || { say "no /dev/nbd0..2 (CONFIG_BLK_DEV_NBD, devtmpfs)"; return 1; }
+	# the guest's /init leaves the loopback interface down
+	ip link set lo up || { say "ip link set lo up failed"; return 1; }
 }
 
-# stabled_start EXPORT: serve $fix/EXPORT.img in the foreground, logging
-# to $work/EXPORT.log; waits until it listens and checks that it runs on
-# kmbuf-ro, the kernel's read-only buffers
+# stabled_start EXPORT unix|tcp: serve $fix/EXPORT.img in the foreground,
+# logging to $work/EXPORT.log; waits until it listens and checks that it
+# runs on kmbuf-ro, the kernel's read-only buffers
 stabled_start() {
-	log=$work/$1.log
+	exp=$1 via=$2
+	log=$work/$exp.log
 	rm -f "$sock"
-	stabled -f -U "$sock" --require-guarantee=kernel-ro "$1=$fix/$1.img" 2> "$log" &
+	if [ "$via" = unix ]; then
+		set -- -U "$sock"
+	else
+		set -- -b 127.0.0.1 -p "$port"
+	fi
+	stabled -f "$@" --require-guarantee=kernel-ro "$exp=$fix/$exp.img" 2> "$log" &
 	pid=$!
 	i=0
-	until grep -q 'listening on unix socket' "$log"; do
+	until grep -q 'listening on' "$log"; do
 		if ! kill -0 "$pid" 2> /dev/null; then
 			say "stabled exited before listening:"; cat "$log"; return 1
 		fi
@@ -72,8 +82,9 @@ stabled_start() {
 		[ "$i" -lt 600 ] || { say "stabled not listening after 60 s:"; cat "$log"; return 1; }
 		sleep 0.1
 	done
-	grep -q 'backend kmbuf-ro, guarantee kernel-ro' "$log" ||
+	grep 'backend kmbuf-ro, guarantee kernel-ro' "$log" ||
 		{ say "stabled does not serve from kmbuf-ro:"; cat "$log"; return 1; }
+	grep 'listening on' "$log"
 }
 
 # stabled_stop: SIGTERM must end it with status 0 (within 30 s)
@@ -96,13 +107,19 @@ stabled_stop() {
 	[ "$rc" = 0 ] || { say "stabled exited $rc after SIGTERM:"; cat "$log"; return 1; }
 }
 
-# attach DEV EXPORT [-readonly]: the kernel client over stabled's socket
-# (nbd-client configures the device over netlink and returns)
+# attach DEV EXPORT [-readonly]: the kernel client over stabled's socket,
+# the one stabled_start chose (nbd-client configures the device over
+# netlink and returns)
 attach() {
 	dev=$1 exp=$2
 	shift 2
-	"$nbd_client" -unix "$sock" "$dev" -name "$exp" -block-size 4096 -timeout 60 "$@" ||
-		{ say "nbd-client $dev $exp failed"; return 1; }
+	if [ "$via" = unix ]; then
+		set -- -unix "$sock" "$dev" "$@"
+	else
+		set -- 127.0.0.1 "$port" "$dev" "$@"
+	fi
+	"$nbd_client" "$@" -name "$exp" -block-size 4096 -timeout 60 ||
+		{ say "nbd-client $* -name $exp failed"; return 1; }
 	size=$(blockdev --getsize64 "$dev")
 	[ "$size" = "$FS_SIZE" ] ||
 		{ say "$dev is $size bytes, the file system $FS_SIZE"; return 1; }
@@ -205,7 +222,7 @@ cleanup() {
 }
 
 run_plain() {
-	check plain-stabled-start stabled_start plain || return
+	check plain-stabled-start stabled_start plain unix || return
 	check plain-attach attach /dev/nbd0 plain || { cleanup plain /dev/nbd0; return; }
 	check plain-device device_checks /dev/nbd0
 	check plain-mount mount_ro /dev/nbd0 "$work/mnt-plain" || { cleanup plain /dev/nbd0; return; }
@@ -217,7 +234,7 @@ run_plain() {
 }
 
 run_parity() {
-	check parity-stabled-start stabled_start parity || return
+	check parity-stabled-start stabled_start parity tcp || return
 	check parity-attach attach /dev/nbd1 parity -readonly || { cleanup parity /dev/nbd1; return; }
 	check parity-mount mount_ro /dev/nbd1 "$work/mnt-parity" || { cleanup parity /dev/nbd1; return; }
 	check parity-files compare_files "$work/mnt-parity"
@@ -229,7 +246,7 @@ run_parity() {
 }
 
 run_corrupt() {
-	check corrupt-stabled-start stabled_start corrupt || return
+	check corrupt-stabled-start stabled_start corrupt unix || return
 	check corrupt-attach attach /dev/nbd2 corrupt -readonly || { cleanup corrupt /dev/nbd2; return; }
 	check corrupt-mount mount_ro /dev/nbd2 "$work/mnt-corrupt" || { cleanup corrupt /dev/nbd2; return; }
 	check corrupt-eio damaged_file_fails "$work/mnt-corrupt"
