@@ -3,7 +3,8 @@
 # repository, under $(KERNEL_CACHE); test programs build under $(BUILD)/.
 #
 #   make kernel            fetch linux-source-7.3, apply kernel/patches, build bzImage
-#   make vm-test           boot it under qemu (TCG) and run tests/kernel/ inside
+#   make vm-test           boot it under qemu (TCG) and run tests/kernel/ inside,
+#                          the kernel's NBD client against stabled among them
 #   make checkpatch        scripts/checkpatch.pl --strict over the series
 #   make test-kernel-host  tests/kernel/ on the running kernel (they skip without the series)
 #   make uapi-check        include/stable/kmbuf_uapi.h against the patched uapi header
@@ -77,9 +78,22 @@ uapi-check: kernel
 VM_LIB_TESTS := $(addprefix $(BUILD)/tests/,test-async test-parity-rebuild \
 	test-stress test-buffer-attacks)
 
-vm-test: kernel kernel-tests-static $(VM_LIB_TESTS)
-	KERNEL_LOCK=$(abspath $(KERNEL_BUILD)).lock \
-		kernel/vm-test.sh $(KERNEL_IMAGE) $(KTEST_STATIC) $(KVM_DIR) $(VM_LIB_TESTS)
+# The kernel's NBD client against stabled (tests/kernel/nbd-client.sh):
+# Debian's nbd-client and stabled go into the initramfs, the ext4 images
+# and original files of nbd-fixture.sh onto the VM's test disk.
+NBD_CLIENT ?= /usr/sbin/nbd-client
+KNBD_DIR := $(BUILD)/kernel-nbd
+
+$(KNBD_DIR)/.done: tests/kernel/nbd-fixture.sh $(BUILD)/bin/stable-mkimage \
+		$(BUILD)/bin/stable-verify
+	tests/kernel/nbd-fixture.sh $(BUILD)/bin/stable-mkimage $(KNBD_DIR)
+	@touch $@
+
+vm-test: kernel kernel-tests-static $(VM_LIB_TESTS) $(BUILD)/bin/stabled $(KNBD_DIR)/.done
+	VM_EXTRA_BIN="$(abspath $(BUILD)/bin/stabled)" VM_HOST_PROGS=$(NBD_CLIENT) \
+	VM_DISK_DIR=$(KNBD_DIR)/disk KERNEL_LOCK=$(abspath $(KERNEL_BUILD)).lock \
+		kernel/vm-test.sh $(KERNEL_IMAGE) $(KTEST_STATIC) $(KVM_DIR) $(VM_LIB_TESTS) \
+		tests/kernel/nbd-client.sh
 
 # libstable's benchmark in the VM, where kmbuf-ro exists: the same
 # stable-bench rows as make bench-lib, printed from the guest's console.

@@ -17,6 +17,12 @@
 # STABLE_TMP=/mnt and STABLE_REQUIRE_KMBUF=1, so libstable's suites use the
 # ext4 disk and fail, rather than skip, if kmbuf-ro is missing.
 #
+# VM_EXTRA_BIN names programs the tests call, put in the guest's /bin;
+# VM_HOST_PROGS names host programs carried at their own paths (Debian's
+# /usr/sbin/nbd-client, which a busybox applet must not shadow), both with
+# their libraries. VM_DISK_DIR is a directory copied onto the ext4 disk
+# (mkfs.ext4 -d), which grows by its size: fixtures for the tests.
+#
 # usage: vm-test.sh BZIMAGE TEST_DIR OUT_DIR [PROGRAM...]
 set -euo pipefail
 
@@ -66,6 +72,11 @@ for prog in ${VM_EXTRA_BIN:-}; do
 	cp "$prog" "$out/root/bin/"
 	carry_libs "$prog"
 done
+for prog in ${VM_HOST_PROGS:-}; do
+	mkdir -p "$out/root$(dirname "$prog")"
+	cp -L "$prog" "$out/root$prog"
+	carry_libs "$prog"
+done
 cat > "$out/root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -93,10 +104,16 @@ INIT
 chmod +x "$out/root/init"
 (cd "$out/root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initrd.gz"
 
-truncate -s 256M "$out/disk.img"
+disk_mb=256
+populate=()
+if [ -n "${VM_DISK_DIR:-}" ]; then
+	disk_mb=$((disk_mb + $(du -s -m --apparent-size "$VM_DISK_DIR" | cut -f1)))
+	populate=(-d "$VM_DISK_DIR")
+fi
+truncate -s "${disk_mb}M" "$out/disk.img"
 # mkfs.ext4 lives in /sbin, which a non-root PATH may lack
 PATH=$PATH:/sbin:/usr/sbin mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 \
-	"$out/disk.img"
+	"${populate[@]}" "$out/disk.img"
 
 start=$(date +%s)
 set +e
