@@ -21,7 +21,7 @@
 #include "worker.h"
 
 #define RING_ENTRIES 512
-#define SEND_IOVS 64
+#define SEND_IOVS 256
 /* A send waits for all its bytes (MSG_WAITALL): keep it to what a slow
  * but live client reads well within --timeout. */
 #define SEND_BYTES (8u << 20)
