@@ -74,6 +74,7 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 			return -EIO;	/* the kernel took none: never wait for it */
 	}
 	rd->queued = 0;
+	rd->efd_dirty = 2;
 	for (;;) {
 		uint64_t ud;
 		int res;
@@ -144,6 +145,7 @@ int stable_flush(struct stable_reader *rd)
 					     strerror(ret ? -ret : EIO));
 	}
 	rd->queued = 0;
+	rd->efd_dirty = 2;
 	return 0;
 }
 
@@ -177,6 +179,11 @@ int stable_reap(struct stable_reader *rd, struct stable_completion *c,
 
 	if (!rd || (!c && max))
 		return -EINVAL;
+	/* An event loop may reap on every turn: with nothing in flight and
+	 * the eventfd known clear, answer without a system call. */
+	if (!rd->queued && !rd->inflight && !rd->nstash && !rd->efd_dirty &&
+	    !io_uring_cq_ready(&rd->ring))
+		return 0;
 	ret = stable_flush(rd);
 	if (ret)
 		return ret;
@@ -200,6 +207,11 @@ int stable_reap(struct stable_reader *rd, struct stable_completion *c,
 		drain = 1;
 		if (write(rd->efd, &drain, sizeof(drain)) < 0)
 			return -errno;
+		rd->efd_dirty = 2;
+	} else if (rd->inflight) {
+		rd->efd_dirty = 2;
+	} else if (rd->efd_dirty) {
+		rd->efd_dirty--;
 	}
 	return (int)n;
 }

@@ -193,7 +193,8 @@ int stable_submit(struct stable_reader *rd, uint64_t offset, size_t length,
 		  uint64_t user_data);
 /* Pushes queued reads to the kernel (stable_reap does it too). */
 int stable_flush(struct stable_reader *rd);
-/* Up to max completions into c, without blocking; returns the count. */
+/* Up to max completions into c, without blocking; returns the count.
+ * With nothing queued, in flight or waiting: 0, and no system call. */
 int stable_reap(struct stable_reader *rd, struct stable_completion *c,
 		unsigned int max);
 /* Blocks until at least one completion is ready (or none in flight). */

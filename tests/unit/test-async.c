@@ -2,13 +2,15 @@
  * Description: the asynchronous API. Many reads submitted at once come
  * back through stable_reap with their user_data and the right bytes; the
  * reader's fd polls readable exactly while completions wait; a full pool
- * answers -ENOBUFS; a corrupt block comes back as a completion with -EIO
+ * answers -ENOBUFS; a reap with nothing pending makes no system call;
+ * a corrupt block comes back as a completion with -EIO
  * naming the block while the other reads of the batch succeed; freeing
  * with reads in flight is refused.
  */
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
 #include "tap.h"
 #include "testutil.h"
@@ -76,6 +78,14 @@ static void run(enum stable_backend backend, const char *bname)
 	}
 	is(right, SLOTS, "every completion has its user_data, offset, length and bytes");
 	ok(!readable(stable_reader_fd(rd), 0), "not readable once everything is reaped");
+	is(stable_reap(rd, c, SLOTS), 0, "a reap with nothing in flight returns 0");
+	is(stable_reap(rd, c, SLOTS), 0, "and again");
+	/* a value we put there ourselves shows whether reap still reads it */
+	eventfd_write(stable_reader_fd(rd), 1);
+	is(stable_reap(rd, c, SLOTS), 0, "a reap with nothing pending");
+	ok(readable(stable_reader_fd(rd), 0),
+	   "made no read of the fd (no system call with nothing pending)");
+	eventfd_read(stable_reader_fd(rd), &(eventfd_t){ 0 });
 	is(stable_submit(rd, 0, 1, 99), -ENOBUFS, "a submit while all extents are held");
 	is(stable_release_batch(rd, held, SLOTS), 0, "release all in one batch");
 	is(stable_reader_free(rd), 0, "free after everything is released");
