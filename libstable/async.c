@@ -93,7 +93,7 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 			continue;
 		if (ud == s->index) {
 			ret = rd->ops->complete(rd, s, res, flags);
-			return ret ? ret : res;
+			return ret ? ret : res;	/* ret > 0: the bytes it read */
 		}
 		/* Another slot's read: at most one per slot, so it fits. */
 		rd->stash[rd->nstash++] = (struct stable_cqe){ ud, res, flags };
@@ -159,6 +159,7 @@ static void finish_one(struct stable_reader *rd, const struct stable_cqe *q,
 	rd->inflight--;
 	rd->has_last = 0;
 	ret = rd->ops->complete(rd, s, q->res, q->flags);
+	/* ret > 0: the backend read itself, and says how much */
 	ret = stable_pipeline_finish(rd, s, ret ? ret : q->res);
 	memset(c, 0, sizeof(*c));
 	c->user_data = s->user_data;
