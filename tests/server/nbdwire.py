@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 NBDMAGIC = 0x4E42444D41474943
@@ -48,14 +49,18 @@ class Tap:
         self.name = name
         self.n = 0
         self.failed = 0
+        # tests may report from several client threads at once (hostile.t):
+        # a number and its line must not be split between two of them
+        self.lock = threading.Lock()
 
     def ok(self, cond, msg, *detail):
-        self.n += 1
-        print(("ok %d - %s" if cond else "not ok %d - %s") % (self.n, msg), flush=True)
-        if not cond:
-            self.failed += 1
-            for d in (self.name,) + detail:
-                print("#   %s" % d, file=sys.stderr, flush=True)
+        with self.lock:
+            self.n += 1
+            print(("ok %d - %s" if cond else "not ok %d - %s") % (self.n, msg), flush=True)
+            if not cond:
+                self.failed += 1
+                for d in (self.name,) + detail:
+                    print("#   %s" % d, file=sys.stderr, flush=True)
         return cond
 
     def is_(self, got, want, msg):
