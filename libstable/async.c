@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -149,6 +150,21 @@ int stable_flush(struct stable_reader *rd)
 	return 0;
 }
 
+/*
+ * The message of a failed completion, kept with its slot so that each
+ * completion of a batch names its own failure (rd->errmsg holds only the
+ * last). The slot is free again, so it lasts until the next submit.
+ */
+static const char *keep_message(struct stable_reader *rd, unsigned int slot)
+{
+	if (!rd->cmsg)
+		rd->cmsg = malloc(rd->nslots * sizeof(*rd->cmsg));
+	if (!rd->cmsg)
+		return rd->errmsg;	/* no memory: the last message will do */
+	memcpy(rd->cmsg[slot], rd->errmsg, sizeof(rd->cmsg[slot]));
+	return rd->cmsg[slot];
+}
+
 /* Runs the finish step for one completion of slot ud. */
 static void finish_one(struct stable_reader *rd, const struct stable_cqe *q,
 		       struct stable_completion *c)
@@ -164,10 +180,13 @@ static void finish_one(struct stable_reader *rd, const struct stable_cqe *q,
 	memset(c, 0, sizeof(*c));
 	c->user_data = s->user_data;
 	c->result = stable_rd_settle(rd, s, ret);
-	if (c->result == 0)
+	if (c->result == 0) {
 		c->ext = &s->ext;
-	else if (rd->has_last)
+		return;
+	}
+	if (rd->has_last)
 		c->error = rd->last;
+	c->message = keep_message(rd, s->index);
 }
 
 int stable_reap(struct stable_reader *rd, struct stable_completion *c,

@@ -36,6 +36,9 @@ struct stable_reader {
 	/* completions of other slots seen while waiting for one (async.c) */
 	struct stable_cqe { uint64_t user_data; int res; unsigned int flags; } *stash;
 	unsigned int nstash;
+	/* per slot, the message of its last failed completion; allocated
+	 * at the first failure (async.c) */
+	char (*cmsg)[STABLE_ERRMSG_MAX];
 	uint8_t *scratch;		/* one block, for parity rebuilds */
 	struct stable_stats stats;
 	struct stable_error last;

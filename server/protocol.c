@@ -163,10 +163,12 @@ static void log_extent_event(struct conn *c, const struct stable_extent *e)
 /*
  * Piece [off, off + len) failed with ret: returns where its bad range
  * ends (the failed block's end) and sets *bad to the first bad byte,
- * logging the event with what libstable says about it.
+ * logging the event with what libstable says about it: the completion's
+ * own message when it has one (the reader's last message may be another
+ * completion's of the same batch).
  */
 static uint64_t failed_range(struct conn *c, int ret, const struct stable_error *e,
-			     uint64_t off, uint64_t len, uint64_t *bad)
+			     const char *msg, uint64_t off, uint64_t len, uint64_t *bad)
 {
 	uint64_t bs = c->exp->block_size, end;
 
@@ -183,7 +185,7 @@ static uint64_t failed_range(struct conn *c, int ret, const struct stable_error 
 		end = (off / bs + 1) * bs;
 		log_err("export %s: read at %llu failed (%s); client %s gets EIO: %s",
 			c->exp->name, U(off), strerror(-ret), c->peer,
-			stable_errmsg(reader(c)));
+			msg ? msg : stable_errmsg(reader(c)));
 	}
 	atomic_fetch_add(&stats.read_errors, 1);
 	return end < off + len ? end : off + len;
@@ -347,7 +349,7 @@ static void piece_done(struct piece *p, const struct stable_completion *cp)
 			log_extent_event(c, e);
 		end = off + e->length;
 	} else {
-		end = failed_range(c, cp->result, &cp->error, off, len, &bad);
+		end = failed_range(c, cp->result, &cp->error, cp->message, off, len, &bad);
 	}
 	if (end < off + len) {		/* the rest goes round again */
 		p->off = end;

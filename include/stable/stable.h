@@ -186,6 +186,10 @@ struct stable_completion {
 	int result;				/* 0, or -errno as stable_read() */
 	const struct stable_extent *ext;	/* when result is 0 */
 	struct stable_error error;		/* when result is -EIO */
+	/* When result < 0: this read's message (as stable_errmsg() would
+	 * have said right after it), valid until the next stable_submit()
+	 * or stable_read() on the reader. NULL on success. */
+	const char *message;
 };
 
 /* Returns 0, -EINVAL (range), or -ENOBUFS (every slot reading or held). */
