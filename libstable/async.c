@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -74,6 +75,7 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 			return -EIO;	/* the kernel took none: never wait for it */
 	}
 	rd->queued = 0;
+	rd->efd_dirty = 2;
 	for (;;) {
 		uint64_t ud;
 		int res;
@@ -92,7 +94,7 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 			continue;
 		if (ud == s->index) {
 			ret = rd->ops->complete(rd, s, res, flags);
-			return ret ? ret : res;
+			return ret ? ret : res;	/* ret > 0: the bytes it read */
 		}
 		/* Another slot's read: at most one per slot, so it fits. */
 		rd->stash[rd->nstash++] = (struct stable_cqe){ ud, res, flags };
@@ -144,7 +146,23 @@ int stable_flush(struct stable_reader *rd)
 					     strerror(ret ? -ret : EIO));
 	}
 	rd->queued = 0;
+	rd->efd_dirty = 2;
 	return 0;
+}
+
+/*
+ * The message of a failed completion, kept with its slot so that each
+ * completion of a batch names its own failure (rd->errmsg holds only the
+ * last). The slot is free again, so it lasts until the next submit.
+ */
+static const char *keep_message(struct stable_reader *rd, unsigned int slot)
+{
+	if (!rd->cmsg)
+		rd->cmsg = malloc(rd->nslots * sizeof(*rd->cmsg));
+	if (!rd->cmsg)
+		return rd->errmsg;	/* no memory: the last message will do */
+	memcpy(rd->cmsg[slot], rd->errmsg, sizeof(rd->cmsg[slot]));
+	return rd->cmsg[slot];
 }
 
 /* Runs the finish step for one completion of slot ud. */
@@ -157,14 +175,18 @@ static void finish_one(struct stable_reader *rd, const struct stable_cqe *q,
 	rd->inflight--;
 	rd->has_last = 0;
 	ret = rd->ops->complete(rd, s, q->res, q->flags);
+	/* ret > 0: the backend read itself, and says how much */
 	ret = stable_pipeline_finish(rd, s, ret ? ret : q->res);
 	memset(c, 0, sizeof(*c));
 	c->user_data = s->user_data;
 	c->result = stable_rd_settle(rd, s, ret);
-	if (c->result == 0)
+	if (c->result == 0) {
 		c->ext = &s->ext;
-	else if (rd->has_last)
+		return;
+	}
+	if (rd->has_last)
 		c->error = rd->last;
+	c->message = keep_message(rd, s->index);
 }
 
 int stable_reap(struct stable_reader *rd, struct stable_completion *c,
@@ -177,6 +199,11 @@ int stable_reap(struct stable_reader *rd, struct stable_completion *c,
 
 	if (!rd || (!c && max))
 		return -EINVAL;
+	/* An event loop may reap on every turn: with nothing in flight and
+	 * the eventfd known clear, answer without a system call. */
+	if (!rd->queued && !rd->inflight && !rd->nstash && !rd->efd_dirty &&
+	    !io_uring_cq_ready(&rd->ring))
+		return 0;
 	ret = stable_flush(rd);
 	if (ret)
 		return ret;
@@ -200,6 +227,11 @@ int stable_reap(struct stable_reader *rd, struct stable_completion *c,
 		drain = 1;
 		if (write(rd->efd, &drain, sizeof(drain)) < 0)
 			return -errno;
+		rd->efd_dirty = 2;
+	} else if (rd->inflight) {
+		rd->efd_dirty = 2;
+	} else if (rd->efd_dirty) {
+		rd->efd_dirty--;
 	}
 	return (int)n;
 }

@@ -57,7 +57,9 @@ struct stable_backend_ops {
 			  int fd, uint64_t off, size_t len, uint64_t tag);
 	/* A completion of a request the backend queued for itself; may be NULL. */
 	void (*backend_cqe)(struct stable_reader *rd, uint64_t user_data, int res);
-	/* The read completed (a cqe's res and flags): set s->mem; 0 or -errno. */
+	/* The read completed (a cqe's res and flags): set s->mem. Returns
+	 * -errno, 0 (res stands), or the bytes read when the backend did
+	 * the read itself and the cqe was a stand-in. */
 	int (*complete)(struct stable_reader *rd, struct stable_slot *s,
 			int res, unsigned int cflags);
 	/* s's buffer is no longer needed (released, or about to be re-read);

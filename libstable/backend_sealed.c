@@ -5,6 +5,12 @@
  * read-only, and only then verified. From that moment no thread, process
  * or I/O can change the bytes (guarantee SEALED, docs/libstable.md). The
  * price is a memfd, two mappings and fresh pages per read.
+ *
+ * Where the kernel can copy from the image into a memfd itself
+ * (sendfile), that is done when the read is queued, and a no-op stands
+ * in for the read on the ring: no writable mapping to set up, fault in
+ * and tear down, and no pages zeroed only to be overwritten. The
+ * io_uring read into a writable mapping stays as the fallback.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,6 +20,17 @@
 #include "reader.h"
 #include "seal.h"
 #include "util.h"
+
+/* A slot's memfd, and what the kernel copied into it at queue time. */
+struct sealed_slot {
+	struct stable_sealed m;
+	ssize_t got;		/* bytes, or -errno */
+	int filled;		/* copied with sendfile: the ring has a no-op */
+};
+
+/* rd->backend: 1 while sendfile into a memfd works, per reader. */
+#define FILL_OK(rd) ((rd)->backend != NULL)
+static char fill_works;	/* only its address is used, as a non-NULL flag */
 
 static int sealed_init(struct stable_reader *rd, char *err, size_t errlen)
 {
@@ -27,13 +44,14 @@ static int sealed_init(struct stable_reader *rd, char *err, size_t errlen)
 				      "sealed memfds are not available: %s", strerror(-ret));
 	stable_sealed_drop(&probe);
 	for (unsigned int i = 0; i < rd->nslots; i++) {
-		struct stable_sealed *m = malloc(sizeof(*m));
+		struct sealed_slot *ss = calloc(1, sizeof(*ss));
 
-		if (!m)
+		if (!ss)
 			return stable_set_err(err, errlen, -ENOMEM, "no memory");
-		*m = (struct stable_sealed)STABLE_SEALED_INIT;
-		rd->slots[i].priv = m;
+		ss->m = (struct stable_sealed)STABLE_SEALED_INIT;
+		rd->slots[i].priv = ss;
 	}
+	rd->backend = &fill_works;
 	return 0;
 }
 
@@ -41,19 +59,40 @@ static void sealed_fini(struct stable_reader *rd)
 {
 	for (unsigned int i = 0; i < rd->nslots; i++) {
 		if (rd->slots[i].priv)
-			stable_sealed_drop(rd->slots[i].priv);
+			stable_sealed_drop(&((struct sealed_slot *)rd->slots[i].priv)->m);
 		free(rd->slots[i].priv);
 		rd->slots[i].priv = NULL;
 	}
+	rd->backend = NULL;
 }
 
 static int sealed_queue_read(struct stable_reader *rd, struct stable_slot *s,
 			     int fd, uint64_t off, size_t len, uint64_t tag)
 {
-	struct stable_sealed *m = s->priv;
+	struct sealed_slot *ss = s->priv;
+	struct stable_sealed *m = &ss->m;
 	int ret;
 
 	stable_sealed_drop(m);
+	ss->filled = 0;
+	if (FILL_OK(rd)) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+
+		if (!sqe)
+			return -EBUSY;
+		ss->got = stable_sealed_fill(m, fd, off, len);
+		if (ss->got != -EINVAL && ss->got != -EXDEV && ss->got != -ENOSYS) {
+			/* an I/O error too is the read's result, reported at
+			 * completion like any other */
+			io_uring_prep_nop(sqe);
+			io_uring_sqe_set_data64(sqe, tag);
+			ss->filled = 1;
+			return 0;
+		}
+		rd->backend = NULL;	/* this kernel cannot: read as before */
+		io_uring_prep_nop(sqe);	/* the sqe is taken: nobody waits for it */
+		io_uring_sqe_set_data64(sqe, STABLE_TAG_IGNORED);
+	}
 	ret = stable_sealed_create(m, len);
 	if (ret)
 		return ret;
@@ -66,24 +105,32 @@ static int sealed_queue_read(struct stable_reader *rd, struct stable_slot *s,
 static int sealed_complete(struct stable_reader *rd, struct stable_slot *s,
 			   int res, unsigned int cflags)
 {
-	struct stable_sealed *m = s->priv;
+	struct sealed_slot *ss = s->priv;
+	struct stable_sealed *m = &ss->m;
 	int ret;
 
 	(void)rd;
 	(void)cflags;
+	if (ss->filled) {	/* the no-op's result means nothing */
+		if (ss->got < 0)
+			return (int)ss->got;
+		res = (int)ss->got;
+	}
 	ret = stable_sealed_seal(m);
 	if (ret)
 		return ret;
 	s->mem = m->ro;
 	if (res > 0)
 		stable_mark_defined(m->ro, (size_t)res);
+	if (ss->filled)
+		return res;	/* what sendfile copied (0 stands as the cqe's 0) */
 	return res < 0 ? res : 0;
 }
 
 static void sealed_put(struct stable_reader *rd, struct stable_slot *s)
 {
 	(void)rd;
-	stable_sealed_drop(s->priv);
+	stable_sealed_drop(&((struct sealed_slot *)s->priv)->m);
 	s->mem = NULL;
 }
 

@@ -168,6 +168,7 @@ static void teardown(struct stable_reader *rd)
 	if (rd->efd >= 0)
 		close(rd->efd);
 	free(rd->stash);
+	free(rd->cmsg);
 	for (unsigned int i = 0; rd->slots && i < rd->nslots; i++) {
 		free(rd->slots[i].aux);
 		stable_sealed_drop(&rd->slots[i].aux_sealed);

@@ -29,9 +29,16 @@ struct stable_reader {
 	unsigned int inflight;		/* submitted, not yet reaped */
 	unsigned int queued;		/* prepared, not yet submitted */
 	int efd;			/* eventfd: completions are waiting */
+	/* 2: completions may still signal efd; 1: drain it once more (a
+	 * signal can trail its completion); 0: it is clear, and a reap with
+	 * nothing in flight needs no system call. (async.c) */
+	int efd_dirty;
 	/* completions of other slots seen while waiting for one (async.c) */
 	struct stable_cqe { uint64_t user_data; int res; unsigned int flags; } *stash;
 	unsigned int nstash;
+	/* per slot, the message of its last failed completion; allocated
+	 * at the first failure (async.c) */
+	char (*cmsg)[STABLE_ERRMSG_MAX];
 	uint8_t *scratch;		/* one block, for parity rebuilds */
 	struct stable_stats stats;
 	struct stable_error last;

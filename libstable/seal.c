@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include "seal.h"
@@ -38,6 +39,39 @@ int stable_sealed_create(struct stable_sealed *m, size_t len)
 		goto fail;
 	}
 	return 0;
+fail:
+	ret = -errno;
+	close(m->fd);
+	m->fd = -1;
+	return ret;
+}
+
+ssize_t stable_sealed_fill(struct stable_sealed *m, int fd, uint64_t off, size_t len)
+{
+	off_t pos = (off_t)off;
+	size_t done = 0;
+	int ret;
+
+	m->maplen = page_round(len);
+	m->rw = NULL;
+	m->ro = NULL;
+	m->fd = memfd_create("stable-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (m->fd < 0)
+		return -errno;
+	if (ftruncate(m->fd, (off_t)m->maplen) < 0)
+		goto fail;
+	while (done < len) {
+		ssize_t n = sendfile(m->fd, fd, &pos, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		if (n == 0)
+			break;		/* end of file: a short read */
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
 fail:
 	ret = -errno;
 	close(m->fd);

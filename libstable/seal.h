@@ -9,6 +9,8 @@
 #define STABLE_SEAL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 struct stable_sealed {
 	int fd;
@@ -27,6 +29,14 @@ int stable_sealed_create(struct stable_sealed *m, size_t len);
  * memfd mapped writable: then nothing was verified, nothing is lost.
  */
 int stable_sealed_seal(struct stable_sealed *m);
+/*
+ * A new memfd holding up to len bytes of fd at off, copied by the kernel
+ * (sendfile): no writable mapping, no pages zeroed first, nothing
+ * faulted in. Returns the bytes copied (fewer at the end of the file)
+ * or -errno; -EINVAL or -EXDEV mean this kernel cannot copy between
+ * these files, and m is left empty.
+ */
+ssize_t stable_sealed_fill(struct stable_sealed *m, int fd, uint64_t off, size_t len);
 /* A sealed copy of len bytes of data. */
 int stable_sealed_copy(struct stable_sealed *m, const void *data, size_t len);
 void stable_sealed_drop(struct stable_sealed *m);

@@ -18,7 +18,6 @@
 /* Option data we are willing to buffer: names and queries are short. */
 #define MAX_OPTION_LEN (64u << 10)
 
-#define META_ALLOC_ID 1
 static const char meta_alloc_name[] = "base:allocation";
 
 uint16_t export_tflags(const struct conn *c)
@@ -73,6 +72,18 @@ static void send_info(struct conn *c, uint32_t opt, uint16_t type,
 	reply(c, opt, NBD_REP_INFO, buf, 2 + len);
 }
 
+/*
+ * Contexts chosen by SET_META_CONTEXT hold for the export it named only:
+ * going to another export leaves none active (the spec's rule).
+ */
+static void enter_transmission(struct conn *c, const struct export *e)
+{
+	if (c->meta_exp != e)
+		c->meta_alloc = false;
+	c->exp = e;
+	c->state = CS_TRANSMISSION;
+}
+
 /* NBD_OPT_INFO and NBD_OPT_GO: name, requested info types. */
 static void opt_info(struct conn *c, uint32_t opt, const uint8_t *d, uint32_t len)
 {
@@ -125,10 +136,8 @@ static void opt_info(struct conn *c, uint32_t opt, const uint8_t *d, uint32_t le
 	nbd_put32(p, c->cfg->max_request);
 	send_info(c, opt, NBD_INFO_BLOCK_SIZE, buf, 12);
 	reply(c, opt, NBD_REP_ACK, NULL, 0);
-	if (opt == NBD_OPT_GO) {
-		c->exp = e;
-		c->state = CS_TRANSMISSION;
-	}
+	if (opt == NBD_OPT_GO)
+		enter_transmission(c, e);
 }
 
 static void opt_export_name(struct conn *c, const uint8_t *d, uint32_t len)
@@ -137,6 +146,12 @@ static void opt_export_name(struct conn *c, const uint8_t *d, uint32_t len)
 		exports_find(c->exports, (const char *)d, len) : NULL;
 	uint8_t buf[10 + 124] = { 0 }, *p;
 
+	if (c->extended) {
+		/* the spec forbids it after extended headers; it cannot be
+		 * answered with an error, so the connection ends */
+		conn_fail(c, "NBD_OPT_EXPORT_NAME after NBD_OPT_EXTENDED_HEADERS");
+		return;
+	}
 	if (!e) {
 		/* this option cannot fail politely: the spec says hang up */
 		conn_fail(c, "NBD_OPT_EXPORT_NAME: no export named '%.*s'",
@@ -149,8 +164,7 @@ static void opt_export_name(struct conn *c, const uint8_t *d, uint32_t len)
 		conn_fail(c, "out of memory");
 		return;
 	}
-	c->exp = e;
-	c->state = CS_TRANSMISSION;
+	enter_transmission(c, e);
 }
 
 static void opt_list(struct conn *c, uint32_t len)
@@ -180,11 +194,13 @@ static void opt_list(struct conn *c, uint32_t len)
 static void opt_meta(struct conn *c, uint32_t opt, const uint8_t *d, uint32_t len)
 {
 	bool set = opt == NBD_OPT_SET_META_CONTEXT, match = false;
+	const struct export *e;
 	uint32_t nlen, nq, pos;
 	uint8_t buf[4 + sizeof(meta_alloc_name)];
 
 	if (!c->structured) {
-		reply_err(c, opt, NBD_REP_ERR_INVALID, "negotiate structured replies first");
+		reply_err(c, opt, NBD_REP_ERR_INVALID,
+			  "negotiate structured replies or extended headers first");
 		return;
 	}
 	if (len < 8 || (nlen = nbd_get32(d)) > len - 8) {
@@ -208,7 +224,8 @@ static void opt_meta(struct conn *c, uint32_t opt, const uint8_t *d, uint32_t le
 			  len - pos);
 		return;
 	}
-	if (!exports_find(c->exports, (const char *)d + 4, nlen)) {
+	e = exports_find(c->exports, (const char *)d + 4, nlen);
+	if (!e) {
 		reply_err(c, opt, NBD_REP_ERR_UNKNOWN, "no export named '%.*s'",
 			  (int)(nlen > 200 ? 200 : nlen), (const char *)d + 4);
 		return;
@@ -226,8 +243,10 @@ static void opt_meta(struct conn *c, uint32_t opt, const uint8_t *d, uint32_t le
 			match = true;
 		pos += 4 + ql;
 	}
-	if (set)
+	if (set) {	/* replaces what an earlier SET chose */
 		c->meta_alloc = match;
+		c->meta_exp = e;
+	}
 	if (match) {
 		nbd_put32(buf, set ? META_ALLOC_ID : 0);
 		memcpy(buf + 4, meta_alloc_name, strlen(meta_alloc_name));
@@ -268,7 +287,28 @@ static void option(struct conn *c, uint32_t opt, const uint8_t *d, uint32_t len)
 				  "NBD_OPT_STRUCTURED_REPLY takes no data");
 			break;
 		}
+		if (c->extended) {
+			/* extended headers include structured replies; going
+			 * back to compact ones is not on offer */
+			reply_err(c, opt, NBD_REP_ERR_EXT_HEADER_REQD,
+				  "extended headers are already negotiated");
+			break;
+		}
 		c->structured = true;
+		reply(c, opt, NBD_REP_ACK, NULL, 0);
+		break;
+	case NBD_OPT_EXTENDED_HEADERS:
+		if (len) {
+			reply_err(c, opt, NBD_REP_ERR_INVALID,
+				  "NBD_OPT_EXTENDED_HEADERS takes no data");
+			break;
+		}
+		if (c->extended) {
+			reply_err(c, opt, NBD_REP_ERR_INVALID,
+				  "extended headers are already negotiated");
+			break;
+		}
+		c->extended = c->structured = true;
 		reply(c, opt, NBD_REP_ACK, NULL, 0);
 		break;
 	case NBD_OPT_LIST_META_CONTEXT:

@@ -2,8 +2,9 @@
  * The NBD protocol as stabled speaks it: magic numbers, option, reply,
  * command and flag values, written from the protocol description
  * (NetworkBlockDevice/nbd, doc/proto.md, with the INFO, STRUCTURED_REPLY,
- * BLOCK_STATUS and WRITE_ZEROES extensions merged). Everything on the
- * wire is big-endian; the helpers below are the only place that knows.
+ * BLOCK_STATUS, WRITE_ZEROES and EXTENDED_HEADERS extensions merged).
+ * Everything on the wire is big-endian; the helpers below are the only
+ * place that knows.
  */
 #ifndef STABLED_NBD_H
 #define STABLED_NBD_H
@@ -61,6 +62,7 @@
 #define NBD_REP_ERR_SHUTDOWN	NBD_REP_ERR(7)
 #define NBD_REP_ERR_BLOCK_SIZE_REQD NBD_REP_ERR(8)
 #define NBD_REP_ERR_TOO_BIG	NBD_REP_ERR(9)
+#define NBD_REP_ERR_EXT_HEADER_REQD NBD_REP_ERR(10)
 
 /* NBD_REP_INFO types */
 #define NBD_INFO_EXPORT		0
@@ -72,6 +74,9 @@
 #define NBD_REQUEST_MAGIC	0x25609513u
 #define NBD_SIMPLE_REPLY_MAGIC	0x67446698u
 #define NBD_STRUCTURED_REPLY_MAGIC 0x668e33efu
+/* with NBD_OPT_EXTENDED_HEADERS: 32-byte requests and replies, 64-bit lengths */
+#define NBD_EXTENDED_REQUEST_MAGIC 0x21e41c71u
+#define NBD_EXTENDED_REPLY_MAGIC 0x6e8a278cu
 
 #define NBD_CMD_READ		0
 #define NBD_CMD_WRITE		1
@@ -87,6 +92,7 @@
 #define NBD_CMD_FLAG_DF		(1u << 2)
 #define NBD_CMD_FLAG_REQ_ONE	(1u << 3)
 #define NBD_CMD_FLAG_FAST_ZERO	(1u << 4)
+#define NBD_CMD_FLAG_PAYLOAD_LEN (1u << 5)	/* extended: length is a payload */
 
 #define NBD_REPLY_FLAG_DONE	(1u << 0)
 
@@ -94,6 +100,7 @@
 #define NBD_REPLY_TYPE_OFFSET_DATA 1
 #define NBD_REPLY_TYPE_OFFSET_HOLE 2
 #define NBD_REPLY_TYPE_BLOCK_STATUS 5
+#define NBD_REPLY_TYPE_BLOCK_STATUS_EXT 6
 #define NBD_REPLY_TYPE_ERROR	((1u << 15) + 1)
 #define NBD_REPLY_TYPE_ERROR_OFFSET ((1u << 15) + 2)
 
@@ -115,6 +122,8 @@
 #define NBD_REQUEST_LEN		28
 #define NBD_SIMPLE_REPLY_LEN	16
 #define NBD_CHUNK_HDR_LEN	20
+#define NBD_EXT_REQUEST_LEN	32
+#define NBD_EXT_REPLY_LEN	32
 #define NBD_MAX_STRING		4096	/* names and messages */
 #define NBD_MAX_REQUEST		(32u << 20)	/* the spec's 32 MiB */
 

@@ -56,26 +56,43 @@ static void simple_reply(struct conn *c, uint64_t handle, uint32_t error)
 		atomic_fetch_add(&stats.errors, 1);
 }
 
+/*
+ * The header of a reply chunk, structured (20 bytes) or, after
+ * NBD_OPT_EXTENDED_HEADERS, extended (32 bytes, echoing the request's
+ * offset req_off, 64-bit length), then extra_len (at most 8) bytes of
+ * its payload.
+ */
 static void chunk_hdr(struct conn *c, uint16_t flags, uint16_t type,
-		      uint64_t handle, uint32_t len, const void *extra,
-		      size_t extra_len)
+		      uint64_t handle, uint64_t req_off, uint64_t len,
+		      const void *extra, size_t extra_len)
 {
-	uint8_t h[NBD_CHUNK_HDR_LEN + 8], *p = h;
+	uint8_t h[NBD_EXT_REPLY_LEN + 8], *p = h;
 
-	p = nbd_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
+	p = nbd_put32(p, c->extended ? NBD_EXTENDED_REPLY_MAGIC : NBD_STRUCTURED_REPLY_MAGIC);
 	p = nbd_put16(p, flags);
 	p = nbd_put16(p, type);
 	p = nbd_put64(p, handle);
-	p = nbd_put32(p, len);
+	if (c->extended) {
+		p = nbd_put64(p, req_off);
+		p = nbd_put64(p, len);
+	} else {
+		p = nbd_put32(p, (uint32_t)len);
+	}
+	if (extra_len > 8) {	/* a caller's bug: never overrun h */
+		conn_fail(c, "internal error: %zu payload bytes after a reply header",
+			  extra_len);
+		return;
+	}
 	if (extra_len)
 		memcpy(p, extra, extra_len);
-	if (outq_bytes(&c->out, h, NBD_CHUNK_HDR_LEN + extra_len))
+	if (outq_bytes(&c->out, h, (size_t)(p - h) + extra_len))
 		oom(c);
 }
 
 /* NBD_REPLY_TYPE_ERROR (offset == NULL) or ERROR_OFFSET with a message. */
-static void error_chunk(struct conn *c, uint64_t handle, uint16_t flags,
-			uint32_t error, const uint64_t *offset, const char *msg)
+static void error_chunk(struct conn *c, uint64_t handle, uint64_t req_off,
+			uint16_t flags, uint32_t error, const uint64_t *offset,
+			const char *msg)
 {
 	size_t mlen = strlen(msg);
 	uint8_t buf[6 + 200 + 8], *p = buf;
@@ -89,10 +106,27 @@ static void error_chunk(struct conn *c, uint64_t handle, uint16_t flags,
 	if (offset)
 		p = nbd_put64(p, *offset);
 	chunk_hdr(c, flags, offset ? NBD_REPLY_TYPE_ERROR_OFFSET : NBD_REPLY_TYPE_ERROR,
-		  handle, (uint32_t)(p - buf), NULL, 0);
+		  handle, req_off, (uint64_t)(p - buf), NULL, 0);
 	if (outq_bytes(&c->out, buf, (size_t)(p - buf)))
 		oom(c);
 	atomic_fetch_add(&stats.errors, 1);
+}
+
+/*
+ * The whole answer to a request that carries no data: a simple reply, or
+ * with extended headers (which allow no simple replies) an error chunk
+ * or an empty NBD_REPLY_TYPE_NONE chunk, both final.
+ */
+static void status_reply(struct conn *c, uint64_t handle, uint32_t error,
+			 const char *msg)
+{
+	if (!c->extended)
+		simple_reply(c, handle, error);
+	else if (error)
+		error_chunk(c, handle, c->req_off, NBD_REPLY_FLAG_DONE, error, NULL, msg);
+	else
+		chunk_hdr(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, handle, c->req_off,
+			  0, NULL, 0);
 }
 
 /* An error answer to any request, in the form the negotiation allows. */
@@ -100,9 +134,9 @@ static void request_error(struct conn *c, uint16_t type, uint64_t handle,
 			  uint32_t error, const char *msg)
 {
 	if (c->structured && type == NBD_CMD_READ)
-		error_chunk(c, handle, NBD_REPLY_FLAG_DONE, error, NULL, msg);
+		error_chunk(c, handle, c->req_off, NBD_REPLY_FLAG_DONE, error, NULL, msg);
 	else
-		simple_reply(c, handle, error);
+		status_reply(c, handle, error, msg);
 }
 
 /* --- reads ----------------------------------------------------------------- */
@@ -129,10 +163,12 @@ static void log_extent_event(struct conn *c, const struct stable_extent *e)
 /*
  * Piece [off, off + len) failed with ret: returns where its bad range
  * ends (the failed block's end) and sets *bad to the first bad byte,
- * logging the event with what libstable says about it.
+ * logging the event with what libstable says about it: the completion's
+ * own message when it has one (the reader's last message may be another
+ * completion's of the same batch).
  */
 static uint64_t failed_range(struct conn *c, int ret, const struct stable_error *e,
-			     uint64_t off, uint64_t len, uint64_t *bad)
+			     const char *msg, uint64_t off, uint64_t len, uint64_t *bad)
 {
 	uint64_t bs = c->exp->block_size, end;
 
@@ -149,7 +185,7 @@ static uint64_t failed_range(struct conn *c, int ret, const struct stable_error 
 		end = (off / bs + 1) * bs;
 		log_err("export %s: read at %llu failed (%s); client %s gets EIO: %s",
 			c->exp->name, U(off), strerror(-ret), c->peer,
-			stable_errmsg(reader(c)));
+			msg ? msg : stable_errmsg(reader(c)));
 	}
 	atomic_fetch_add(&stats.read_errors, 1);
 	return end < off + len ? end : off + len;
@@ -233,27 +269,48 @@ static void emit_prefix(struct conn *c, struct rreq *r)
 	c->gathered -= n;
 }
 
-/* Every piece of a simple or DF read is in: answer it whole. */
-static void finish_gathered(struct conn *c, struct rreq *r)
+/*
+ * Structured replies: one data chunk per run of contiguous verified
+ * extents gathered in r->ext, the last flagged final if done. A 1 MiB
+ * read cut into 128 KiB pieces becomes one chunk, not eight: fewer
+ * headers to queue, and fewer reads for the client to parse them.
+ */
+static void emit_runs(struct conn *c, struct rreq *r, bool done)
 {
-	if (r->flags & NBD_CMD_FLAG_DF) {
-		uint64_t bytes = 0;
+	unsigned int i = 0, n = r->next_ext;
+
+	while (i < n) {
+		uint64_t off = r->ext[i]->offset, len = r->ext[i]->length;
+		unsigned int j = i + 1;
 		uint8_t o[8];
 
-		if (r->failed) {
-			error_chunk(c, r->handle, NBD_REPLY_FLAG_DONE, NBD_EIO, &r->bad_offset,
-				    "data failed verification");
-		} else {
-			for (unsigned int i = 0; i < r->next_ext; i++)
-				bytes += r->ext[i]->length;
-			nbd_put64(o, r->start);
-			chunk_hdr(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, r->handle,
-				  (uint32_t)(bytes + 8), o, 8);
-			for (unsigned int i = 0; i < r->next_ext; i++)
-				queue_extent(c, r->ext[i]);
-			c->gathered -= r->next_ext;
-			r->next_ext = 0;
-		}
+		while (j < n && r->ext[j]->offset == off + len)
+			len += r->ext[j++]->length;
+		nbd_put64(o, off);
+		chunk_hdr(c, done && j == n ? NBD_REPLY_FLAG_DONE : 0,
+			  NBD_REPLY_TYPE_OFFSET_DATA, r->handle, r->start, len + 8, o, 8);
+		while (i < j)
+			queue_extent(c, r->ext[i++]);
+	}
+	c->gathered -= n;
+	r->next_ext = 0;
+}
+
+/* Every piece of a read is in: answer what is left of it. */
+static void finish_gathered(struct conn *c, struct rreq *r, bool structured)
+{
+	if (structured) {
+		if (r->next_ext)
+			emit_runs(c, r, true);
+		else	/* all sent already (or all failed): say it is over */
+			chunk_hdr(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, r->handle,
+				  r->start, 0, NULL, 0);
+	} else if (r->flags & NBD_CMD_FLAG_DF) {
+		if (r->failed)
+			error_chunk(c, r->handle, r->start, NBD_REPLY_FLAG_DONE, NBD_EIO,
+				    &r->bad_offset, "data failed verification");
+		else
+			emit_runs(c, r, true);
 	} else if (r->failed) {
 		if (r->header_sent)
 			/* error 0 is on the wire already: the spec says hang up */
@@ -292,7 +349,7 @@ static void piece_done(struct piece *p, const struct stable_completion *cp)
 			log_extent_event(c, e);
 		end = off + e->length;
 	} else {
-		end = failed_range(c, cp->result, &cp->error, off, len, &bad);
+		end = failed_range(c, cp->result, &cp->error, cp->message, off, len, &bad);
 	}
 	if (end < off + len) {		/* the rest goes round again */
 		p->off = end;
@@ -304,31 +361,25 @@ static void piece_done(struct piece *p, const struct stable_completion *cp)
 	}
 	last = rreq_settled(r);
 	if (cp->result == 0) {
-		if (structured) {
-			uint8_t o[8];
-
-			nbd_put64(o, off);
-			chunk_hdr(c, last ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_DATA,
-				  r->handle, (uint32_t)(cp->ext->length + 8), o, 8);
-			queue_extent(c, cp->ext);
-		} else {
-			gather(c, r, cp->ext);
-			if (r->header_sent)
-				emit_prefix(c, r);
-		}
+		gather(c, r, cp->ext);
+		if (!structured && r->header_sent)
+			emit_prefix(c, r);
 	} else if (structured) {
-		error_chunk(c, r->handle, last ? NBD_REPLY_FLAG_DONE : 0, NBD_EIO, &bad,
-			    "data failed verification");
+		/* the final chunk if nothing verified waits to follow it */
+		bool done = last && !r->next_ext;
+
+		error_chunk(c, r->handle, r->start, done ? NBD_REPLY_FLAG_DONE : 0, NBD_EIO,
+			    &bad, "data failed verification");
+		if (done) {
+			rreq_free(c, r);
+			return;
+		}
 	} else if (!r->failed || bad < r->bad_offset) {
 		r->failed = true;
 		r->bad_offset = bad;
 	}
-	if (last) {
-		if (structured)
-			rreq_free(c, r);
-		else
-			finish_gathered(c, r);
-	}
+	if (last)
+		finish_gathered(c, r, structured);
 }
 
 int reads_reap(struct stable_reader *rd)
@@ -428,12 +479,17 @@ bool protocol_submit(struct conn *c)
 			break;	/* r may be gone */
 		}
 		if (c->blocked) {
-			/* a simple reply holding buffers must not wait for others
-			 * to release theirs: send its verified prefix now */
-			if (!c->structured)
-				for (struct rreq *q = c->reads; q; q = q->next)
-					if (q->next_ext)
-						emit_prefix(c, q);
+			/* a read holding buffers must not wait for others to
+			 * release theirs: send what it has verified now (a DF
+			 * read needs at most DF_MAX, less than a share) */
+			for (struct rreq *q = c->reads; q; q = q->next) {
+				if (!q->next_ext)
+					continue;
+				if (!c->structured)
+					emit_prefix(c, q);
+				else if (!(q->flags & NBD_CMD_FLAG_DF))
+					emit_runs(c, q, false);
+			}
 			return false;
 		}
 	}
@@ -462,96 +518,153 @@ static void start_read(struct conn *c, uint64_t handle, uint16_t flags,
 /* --- requests -------------------------------------------------------------- */
 
 /* 0, or the NBD error for a range outside the export. */
-static uint32_t check_range(const struct conn *c, uint64_t off, uint32_t len)
+static uint32_t check_range(const struct conn *c, uint64_t off, uint64_t len)
 {
 	if (len == 0 || off > c->exp->size || len > c->exp->size - off)
 		return NBD_EINVAL;
 	return 0;
 }
 
-static void request(struct conn *c, uint16_t flags, uint16_t type,
-		    uint64_t handle, uint64_t off, uint32_t len)
+static void read_request(struct conn *c, uint16_t flags, uint64_t handle,
+			 uint64_t off, uint64_t len)
 {
-	uint32_t err;
 	char msg[120];
 
-	log_debug("request type %u flags 0x%x offset %llu length %u", type, flags,
-		  U(off), len);
+	if (flags & ~(c->structured ? NBD_CMD_FLAG_DF : 0)) {
+		request_error(c, NBD_CMD_READ, handle, NBD_EINVAL, "unsupported flags for a read");
+		return;
+	}
+	if (len > c->cfg->max_request) {
+		snprintf(msg, sizeof(msg), "read of %llu bytes: the limit is %u",
+			 U(len), c->cfg->max_request);
+		request_error(c, NBD_CMD_READ, handle, NBD_EINVAL, msg);
+		return;
+	}
+	if (check_range(c, off, len)) {
+		snprintf(msg, sizeof(msg), "read of %llu bytes at %llu: the export has %llu",
+			 U(len), U(off), U(c->exp->size));
+		request_error(c, NBD_CMD_READ, handle, NBD_EINVAL, msg);
+		return;
+	}
+	if ((flags & NBD_CMD_FLAG_DF) && len > DF_MAX) {
+		request_error(c, NBD_CMD_READ, handle, NBD_EOVERFLOW,
+			      "unfragmented reads are limited to 1 MiB");
+		return;
+	}
+	start_read(c, handle, flags, off, (uint32_t)len);
+}
+
+/* base:allocation: every byte of an image is data, one descriptor. */
+static void block_status(struct conn *c, uint64_t handle, uint64_t len)
+{
+	uint8_t d[24], *p = d;
+
+	p = nbd_put32(p, META_ALLOC_ID);
+	if (c->extended) {	/* the spec wants the 64-bit form here */
+		p = nbd_put32(p, 1);
+		p = nbd_put64(p, len);
+		p = nbd_put64(p, 0);
+	} else {
+		p = nbd_put32(p, (uint32_t)len);
+		p = nbd_put32(p, 0);
+	}
+	chunk_hdr(c, NBD_REPLY_FLAG_DONE,
+		  c->extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT : NBD_REPLY_TYPE_BLOCK_STATUS,
+		  handle, c->req_off, (uint64_t)(p - d), NULL, 0);
+	if (outq_bytes(&c->out, d, (size_t)(p - d)))
+		oom(c);
+}
+
+/*
+ * A request's payload: a write's data, or with extended headers any
+ * command flagged NBD_CMD_FLAG_PAYLOAD_LEN. It is skipped (we write
+ * nothing); one longer than we would ever accept ends the connection,
+ * as the spec allows, rather than making us read it. Returns false
+ * then.
+ */
+static bool skip_payload(struct conn *c, uint16_t type, uint64_t len)
+{
+	if (len > c->cfg->max_request) {
+		conn_fail(c, "request type %u with a payload of %llu bytes: more than the %u we would skip",
+			  type, U(len), c->cfg->max_request);
+		return false;
+	}
+	c->skip = len;
+	return true;
+}
+
+static void request(struct conn *c, uint16_t flags, uint16_t type,
+		    uint64_t handle, uint64_t off, uint64_t len)
+{
+	log_debug("request type %u flags 0x%x offset %llu length %llu", type, flags,
+		  U(off), U(len));
+	c->req_off = off;
+	if (c->extended && (flags & NBD_CMD_FLAG_PAYLOAD_LEN)) {
+		if (!skip_payload(c, type, len))
+			return;
+		if (type == NBD_CMD_WRITE)
+			status_reply(c, handle, NBD_EPERM, "the export is read-only");
+		else
+			request_error(c, type, handle, NBD_EINVAL,
+				      "this command takes no payload");
+		return;
+	}
 	switch (type) {
 	case NBD_CMD_READ:
-		if (flags & ~(c->structured ? NBD_CMD_FLAG_DF : 0)) {
-			request_error(c, type, handle, NBD_EINVAL, "unsupported flags for a read");
-			return;
-		}
-		if (len > c->cfg->max_request) {
-			snprintf(msg, sizeof(msg), "read of %u bytes: the limit is %u",
-				 len, c->cfg->max_request);
-			request_error(c, type, handle, NBD_EINVAL, msg);
-			return;
-		}
-		if (check_range(c, off, len)) {
-			snprintf(msg, sizeof(msg), "read of %u bytes at %llu: the export has %llu",
-				 len, U(off), U(c->exp->size));
-			request_error(c, type, handle, NBD_EINVAL, msg);
-			return;
-		}
-		if ((flags & NBD_CMD_FLAG_DF) && len > DF_MAX) {
-			request_error(c, type, handle, NBD_EOVERFLOW,
-				  "unfragmented reads are limited to 1 MiB");
-			return;
-		}
-		start_read(c, handle, flags, off, len);
+		read_request(c, flags, handle, off, len);
 		return;
 	case NBD_CMD_WRITE:
-		if (len > c->cfg->max_request) {
-			conn_fail(c, "write of %u bytes: more than the %u we would skip",
-				  len, c->cfg->max_request);
+		if (c->extended) {	/* no payload flag: no data follows */
+			status_reply(c, handle, NBD_EINVAL,
+				     "a write needs NBD_CMD_FLAG_PAYLOAD_LEN with extended headers");
 			return;
 		}
-		c->skip = len;
-		simple_reply(c, handle, NBD_EPERM);
+		if (skip_payload(c, type, len))
+			status_reply(c, handle, NBD_EPERM, "the export is read-only");
 		return;
 	case NBD_CMD_DISC:
 		c->state = CS_CLOSING;
 		snprintf(c->why, sizeof(c->why), "client disconnected (NBD_CMD_DISC)");
 		return;
 	case NBD_CMD_FLUSH:
-		simple_reply(c, handle, flags || off || len ? NBD_EINVAL : 0);
+		if (flags || off || len)
+			status_reply(c, handle, NBD_EINVAL, "a flush takes no flags, offset or length");
+		else
+			status_reply(c, handle, 0, "");
 		return;
 	case NBD_CMD_TRIM:
 	case NBD_CMD_WRITE_ZEROES:
-		simple_reply(c, handle, NBD_EPERM);
+		status_reply(c, handle, NBD_EPERM, "the export is read-only");
 		return;
 	case NBD_CMD_CACHE:
-		err = flags ? NBD_EINVAL : check_range(c, off, len);
-		simple_reply(c, handle, err);
+		if (flags || check_range(c, off, len))
+			status_reply(c, handle, NBD_EINVAL, "bad flags or range for a cache request");
+		else
+			status_reply(c, handle, 0, "");
 		return;
 	case NBD_CMD_BLOCK_STATUS:
-		if (!c->meta_alloc || (flags & ~NBD_CMD_FLAG_REQ_ONE) ||
-		    check_range(c, off, len)) {
-			simple_reply(c, handle, NBD_EINVAL);
-			return;
-		} else {
-			uint8_t d[12], *p = d;
-
-			/* every byte of an image is data */
-			p = nbd_put32(p, 1);
-			p = nbd_put32(p, len);
-			nbd_put32(p, 0);
-			chunk_hdr(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS,
-				  handle, sizeof(d), NULL, 0);
-			if (outq_bytes(&c->out, d, sizeof(d)))
-				oom(c);
-		}
+		if (!c->meta_alloc)
+			status_reply(c, handle, NBD_EINVAL, "no metadata context was negotiated");
+		else if ((flags & ~NBD_CMD_FLAG_REQ_ONE) || check_range(c, off, len))
+			status_reply(c, handle, NBD_EINVAL, "bad flags or range for block status");
+		else
+			block_status(c, handle, len);
 		return;
 	default:
-		simple_reply(c, handle, NBD_EINVAL);
+		status_reply(c, handle, NBD_EINVAL, "unknown command");
 		return;
 	}
 }
 
+/*
+ * One request header: 28 bytes, or 32 (a 64-bit length) once extended
+ * headers are negotiated. The spec makes the other form a protocol
+ * error in each mode: the connection is closed, saying which it was.
+ */
 size_t protocol_consume(struct conn *c, const uint8_t *p, size_t len)
 {
+	const size_t hlen = c->extended ? NBD_EXT_REQUEST_LEN : NBD_REQUEST_LEN;
+	const uint32_t want = c->extended ? NBD_EXTENDED_REQUEST_MAGIC : NBD_REQUEST_MAGIC;
 	size_t used = 0;
 
 	while (c->state == CS_TRANSMISSION) {
@@ -568,18 +681,26 @@ size_t protocol_consume(struct conn *c, const uint8_t *p, size_t len)
 			continue;
 		}
 		if (c->blocked || c->nreads >= MAX_READS || c->out.bytes > OUT_BACKLOG ||
-		    len - used < NBD_REQUEST_LEN)
+		    len - used < 4)
 			break;
+		/* the magic says at once whether the client sends the other
+		 * form, which may be shorter than the header we wait for */
 		magic = nbd_get32(h);
-		if (magic != NBD_REQUEST_MAGIC) {
-			conn_fail(c, "bad request magic 0x%08x", magic);
+		if (magic != want) {
+			conn_fail(c, "bad request magic 0x%08x%s", magic,
+				  magic == NBD_REQUEST_MAGIC ?
+				  ": a compact request after extended headers were negotiated" :
+				  magic == NBD_EXTENDED_REQUEST_MAGIC ?
+				  ": an extended request without NBD_OPT_EXTENDED_HEADERS" : "");
 			return len;
 		}
-		used += NBD_REQUEST_LEN;
+		if (len - used < hlen)
+			break;
+		used += hlen;
 		c->requests++;
 		atomic_fetch_add(&stats.requests, 1);
 		request(c, nbd_get16(h + 4), nbd_get16(h + 6), nbd_get64(h + 8),
-			nbd_get64(h + 16), nbd_get32(h + 24));
+			nbd_get64(h + 16), c->extended ? nbd_get64(h + 24) : nbd_get32(h + 24));
 	}
 	return used;
 }

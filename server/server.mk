@@ -54,7 +54,7 @@ test-server: $(BUILD)/asan/bin/stabled $(TOOL_NAMES:%=$(BUILD)/asan/bin/%) $(BUI
 .PHONY: test-server-valgrind
 test-server-valgrind: $(BUILD)/bin/stabled $(TOOL_NAMES:%=$(BUILD)/asan/bin/%)
 	STABLE_BIN=$(CURDIR)/$(BUILD)/asan/bin STABLE_TMP=$(CURDIR)/$(BUILD)/tmp \
-	STABLED_PLAIN=$(CURDIR)/$(BUILD)/bin/stabled STABLED_VALGRIND=1 \
+	STABLED_PLAIN=$(CURDIR)/$(BUILD)/bin/stabled \
 	prove -f tests/server/valgrind.t
 
 bench-server: $(BUILD)/bin/stabled $(TOOL_NAMES:%=$(BUILD)/bin/%)

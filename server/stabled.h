@@ -177,6 +177,9 @@ struct conn {
 	const char *peer;
 
 	bool no_zeroes, structured, meta_alloc;
+	bool extended;			/* NBD_OPT_EXTENDED_HEADERS: 32-byte headers */
+	const struct export *meta_exp;	/* the export SET_META_CONTEXT named */
+	uint64_t req_off;		/* the offset of the request being answered */
 	bool shutting_down;		/* the server is stopping */
 	bool failed;			/* closed for a reason worth logging */
 	const struct export *exp;	/* chosen export in transmission */
@@ -192,6 +195,9 @@ struct conn {
 	unsigned long long requests;
 	char why[160];			/* why the connection was closed */
 };
+
+/* The context id stabled gives base:allocation. */
+#define META_ALLOC_ID 1
 
 int conn_init(struct conn *c, const struct export_table *t,
 	      const struct server_config *cfg, struct stable_reader **readers,

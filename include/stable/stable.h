@@ -195,6 +195,10 @@ struct stable_completion {
 	int result;				/* 0, or -errno as stable_read() */
 	const struct stable_extent *ext;	/* when result is 0 */
 	struct stable_error error;		/* when result is -EIO */
+	/* When result < 0: this read's message (as stable_errmsg() would
+	 * have said right after it), valid until the next stable_submit()
+	 * or stable_read() on the reader. NULL on success. */
+	const char *message;
 };
 
 /* Returns 0, -EINVAL (range), or -ENOBUFS (every slot reading or held). */
@@ -202,7 +206,8 @@ int stable_submit(struct stable_reader *rd, uint64_t offset, size_t length,
 		  uint64_t user_data);
 /* Pushes queued reads to the kernel (stable_reap does it too). */
 int stable_flush(struct stable_reader *rd);
-/* Up to max completions into c, without blocking; returns the count. */
+/* Up to max completions into c, without blocking; returns the count.
+ * With nothing queued, in flight or waiting: 0, and no system call. */
 int stable_reap(struct stable_reader *rd, struct stable_completion *c,
 		unsigned int max);
 /* Blocks until at least one completion is ready (or none in flight). */

@@ -11,6 +11,7 @@ import sys
 
 OPTS = 0x49484156454F5054
 REQ = 0x25609513
+EXT_REQ = 0x21E41C71
 
 
 def opt(code, data=b""):
@@ -35,6 +36,11 @@ def req(cmd, off, length, flags=0, handle=1):
     return struct.pack(">IHHQQI", REQ, flags, cmd, handle, off, length)
 
 
+def ext_req(cmd, off, length, flags=0, handle=1, payload=b""):
+    """An extended request (after NBD_OPT_EXTENDED_HEADERS), 64-bit length."""
+    return struct.pack(">IHHQQQ", EXT_REQ, flags, cmd, handle, off, length) + payload
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     flags = struct.pack(">I", 3)
@@ -52,6 +58,12 @@ def main(out):
         req(7, 0, 4096, flags=8) + req(0, 0, 100, flags=1) + req(9, 0, 0) + disc,
         "abort": b"\x05" + flags + opt(99, b"xyz") + opt(5) + opt(2),
         "bad-magic": b"\x00" + flags + opt(8) + go("p") + b"\x00" * 28,
+        "extended": b"\x21" + flags + opt(11) + opt(8) + meta(10, "n", ["base:allocation"]) +
+        go("n") + ext_req(0, 4096, 8 * 4096) + ext_req(0, 0, 2**32 + 512, handle=2) +
+        ext_req(7, 0, 2**33, handle=3) + ext_req(7, 100, 5000, handle=4) +
+        ext_req(1, 0, 4, flags=32, handle=5, payload=b"abcd") + ext_req(1, 0, 4, handle=6) +
+        ext_req(5, 0, 3, flags=32, handle=7, payload=b"xyz") + ext_req(3, 0, 0, handle=8) +
+        req(0, 0, 4096) + ext_req(2, 0, 0),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 NBDMAGIC = 0x4E42444D41474943
@@ -22,17 +23,20 @@ REPMAGIC = 0x0003E889045565A9
 REQ_MAGIC = 0x25609513
 SIMPLE_MAGIC = 0x67446698
 CHUNK_MAGIC = 0x668E33EF
+EXT_REQ_MAGIC = 0x21E41C71
+EXT_REPLY_MAGIC = 0x6E8A278C
 
 OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS, OPT_INFO, OPT_GO = 1, 2, 3, 5, 6, 7
-OPT_STRUCTURED_REPLY, OPT_LIST_META, OPT_SET_META = 8, 9, 10
+OPT_STRUCTURED_REPLY, OPT_LIST_META, OPT_SET_META, OPT_EXTENDED_HEADERS = 8, 9, 10, 11
 REP_ACK, REP_SERVER, REP_INFO, REP_META = 1, 2, 3, 4
 REP_ERR = 1 << 31
 REP_ERR_UNSUP, REP_ERR_POLICY, REP_ERR_INVALID = REP_ERR | 1, REP_ERR | 2, REP_ERR | 3
 REP_ERR_UNKNOWN = REP_ERR | 6
+REP_ERR_EXT_HEADER_REQD = REP_ERR | 10
 CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_CACHE, CMD_WRITE_ZEROES = 0, 1, 2, 3, 4, 5, 6
 CMD_BLOCK_STATUS = 7
-FLAG_FUA, FLAG_DF, FLAG_REQ_ONE = 1, 4, 8
-TYPE_NONE, TYPE_DATA, TYPE_BS, TYPE_ERROR, TYPE_ERROR_OFFSET = 0, 1, 5, 32769, 32770
+FLAG_FUA, FLAG_DF, FLAG_REQ_ONE, FLAG_PAYLOAD_LEN = 1, 4, 8, 32
+TYPE_NONE, TYPE_DATA, TYPE_BS, TYPE_BS_EXT, TYPE_ERROR, TYPE_ERROR_OFFSET = 0, 1, 5, 6, 32769, 32770
 EPERM, EIO, EINVAL, EOVERFLOW = 1, 5, 22, 75
 
 
@@ -45,14 +49,18 @@ class Tap:
         self.name = name
         self.n = 0
         self.failed = 0
+        # tests may report from several client threads at once (hostile.t):
+        # a number and its line must not be split between two of them
+        self.lock = threading.Lock()
 
     def ok(self, cond, msg, *detail):
-        self.n += 1
-        print(("ok %d - %s" if cond else "not ok %d - %s") % (self.n, msg), flush=True)
-        if not cond:
-            self.failed += 1
-            for d in (self.name,) + detail:
-                print("#   %s" % d, file=sys.stderr, flush=True)
+        with self.lock:
+            self.n += 1
+            print(("ok %d - %s" if cond else "not ok %d - %s") % (self.n, msg), flush=True)
+            if not cond:
+                self.failed += 1
+                for d in (self.name,) + detail:
+                    print("#   %s" % d, file=sys.stderr, flush=True)
         return cond
 
     def is_(self, got, want, msg):
@@ -206,6 +214,22 @@ class Conn:
     # --- transmission ---
     def request(self, cmd, off, length, flags=0, handle=1, magic=REQ_MAGIC, payload=b""):
         self.send(struct.pack(">IHHQQI", magic, flags, cmd, handle, off, length) + payload)
+
+    def ext_request(self, cmd, off, length, flags=0, handle=1, magic=EXT_REQ_MAGIC,
+                    payload=b""):
+        self.send(struct.pack(">IHHQQQ", magic, flags, cmd, handle, off, length) + payload)
+
+    def ext_reply(self):
+        """One whole extended reply: a list of (flags, type, handle, offset, payload)."""
+        chunks = []
+        while True:
+            magic, flags, ctype, handle, off, length = struct.unpack(
+                ">IHHQQQ", self.recv_exact(32))
+            if magic != EXT_REPLY_MAGIC:
+                raise Closed("bad extended reply magic 0x%08x" % magic)
+            chunks.append((flags, ctype, handle, off, self.recv_exact(length) if length else b""))
+            if flags & 1:
+                return chunks
 
     def simple_reply(self, length=0):
         magic, err, handle = struct.unpack(">IIQ", self.recv_exact(16))

@@ -5,12 +5,9 @@
 # nothing definitely or indirectly lost.
 . "$(dirname "$0")/lib.sh"
 need valgrind nbdcopy qemu-io nbdinfo python3
-if [ -z "${STABLED_VALGRIND:-}" ]; then
-	# valgrind 3.19 on this host never gets stabled past creating its
-	# io_uring readers; run it with make test-server-valgrind
-	echo "1..0 # SKIP opt-in: STABLED_VALGRIND=1 (make test-server-valgrind)"
-	exit 0
-fi
+# (valgrind 3.19 thinks io_uring_enter never blocks and held its lock
+# while a worker waited in it, stopping every other thread; under
+# valgrind the worker now waits in poll(2): see server/worker.c)
 if [ -z "${STABLED_PLAIN:-}" ] || [ ! -x "$STABLED_PLAIN" ]; then
 	echo "1..0 # SKIP STABLED_PLAIN does not name a plain stabled (make test-server sets it)"
 	exit 0

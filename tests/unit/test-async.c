@@ -2,13 +2,15 @@
  * Description: the asynchronous API. Many reads submitted at once come
  * back through stable_reap with their user_data and the right bytes; the
  * reader's fd polls readable exactly while completions wait; a full pool
- * answers -ENOBUFS; a corrupt block comes back as a completion with -EIO
- * naming the block while the other reads of the batch succeed; freeing
- * with reads in flight is refused.
+ * answers -ENOBUFS; a reap with nothing pending makes no system call;
+ * a corrupt block comes back as a completion with -EIO naming the block
+ * (in its error and its own message) while the other reads of the batch
+ * succeed; freeing with reads in flight is refused.
  */
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
 #include "tap.h"
 #include "testutil.h"
@@ -35,7 +37,8 @@ static void run(enum stable_backend backend, const char *bname)
 	struct stable_reader *rd;
 	char err[512] = "";
 	uint32_t digest;
-	int ret, n, got = 0, right = 0, eio = 0, bad_block = -1;
+	int ret, n, got = 0, right = 0, eio = 0, bad_block = -1, msg_ok = 0;
+	int msg_ok_success = 0;
 
 	tu_tmpdir();
 	diag("backend %s", bname);
@@ -76,6 +79,14 @@ static void run(enum stable_backend backend, const char *bname)
 	}
 	is(right, SLOTS, "every completion has its user_data, offset, length and bytes");
 	ok(!readable(stable_reader_fd(rd), 0), "not readable once everything is reaped");
+	is(stable_reap(rd, c, SLOTS), 0, "a reap with nothing in flight returns 0");
+	is(stable_reap(rd, c, SLOTS), 0, "and again");
+	/* a value we put there ourselves shows whether reap still reads it */
+	eventfd_write(stable_reader_fd(rd), 1);
+	is(stable_reap(rd, c, SLOTS), 0, "a reap with nothing pending");
+	ok(readable(stable_reader_fd(rd), 0),
+	   "made no read of the fd (no system call with nothing pending)");
+	eventfd_read(stable_reader_fd(rd), &(eventfd_t){ 0 });
 	is(stable_submit(rd, 0, 1, 99), -ENOBUFS, "a submit while all extents are held");
 	is(stable_release_batch(rd, held, SLOTS), 0, "release all in one batch");
 	is(stable_reader_free(rd), 0, "free after everything is released");
@@ -87,6 +98,7 @@ static void run(enum stable_backend backend, const char *bname)
 		stable_submit(rd, (uint64_t)(40 + i) * BS, BS, (uint64_t)i);
 	got = 0;
 	right = 0;
+	msg_ok = 0;
 	while (got < 4) {
 		n = stable_reap(rd, c, 4);
 		if (n < 0 || (n == 0 && stable_wait(rd) < 0))
@@ -95,7 +107,11 @@ static void run(enum stable_backend backend, const char *bname)
 			if (c[i].result == -EIO) {
 				eio++;
 				bad_block = (int)c[i].error.block;
+				msg_ok = c[i].message && strstr(c[i].message, "block 41");
+				if (!msg_ok)
+					diag("message: %s", c[i].message ? c[i].message : "(null)");
 			} else if (c[i].result == 0) {
+				msg_ok_success += c[i].message == NULL;
 				right += memcmp(c[i].ext->data,
 						src + (40 + c[i].user_data) * BS, BS) == 0;
 				stable_release(rd, c[i].ext);
@@ -104,6 +120,8 @@ static void run(enum stable_backend backend, const char *bname)
 	}
 	is(eio, 1, "one completion fails");
 	is(bad_block, 41, "it names block 41");
+	ok(msg_ok, "its own message names block 41");
+	is(msg_ok_success, 3, "the successful completions carry no message");
 	is(right, 3, "the other three deliver the right bytes");
 	is(stable_reader_free(rd), 0, "free");
 	stable_image_close(img);
