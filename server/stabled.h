@@ -42,6 +42,7 @@ struct stats {
 	atomic_ullong verify_failures;
 	atomic_ullong retries;
 	atomic_ullong rebuilds;
+	atomic_ullong table_reloads;
 	atomic_ullong read_errors;	/* chunks answered with EIO */
 	atomic_ullong errors;		/* requests answered with an error */
 	atomic_ullong protocol_errors;	/* connections closed for bad input */

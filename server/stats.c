@@ -20,17 +20,17 @@ void stats_format(char *buf, size_t len)
 	snprintf(buf, len,
 		 "connections=%llu connections_now=%llu connections_refused=%llu "
 		 "requests=%llu read_requests=%llu bytes=%llu verify_failures=%llu "
-		 "retries=%llu rebuilds=%llu read_errors=%llu errors=%llu "
-		 "protocol_errors=%llu",
+		 "retries=%llu rebuilds=%llu table_reloads=%llu read_errors=%llu "
+		 "errors=%llu protocol_errors=%llu",
 		 V(connections), V(connections_now), V(connections_refused),
 		 V(requests), V(read_requests), V(bytes), V(verify_failures),
-		 V(retries), V(rebuilds), V(read_errors), V(errors),
+		 V(retries), V(rebuilds), V(table_reloads), V(read_errors), V(errors),
 		 V(protocol_errors));
 }
 
 void stats_log(void)
 {
-	char line[512];
+	char line[1024];
 
 	stats_format(line, sizeof(line));
 	log_info("stats: %s", line);
@@ -39,7 +39,7 @@ void stats_log(void)
 /* One "name value" per line, replaced atomically (write, then rename). */
 int stats_write_file(const char *path)
 {
-	char line[512], tmp[4096], *p, *tok;
+	char line[1024], tmp[4096], *p, *tok;
 	FILE *f;
 	int ret = 0;
 
@@ -79,6 +79,10 @@ void stats_absorb(struct stable_reader *rd, struct stable_stats *last)
 					  memory_order_relaxed);
 	if (now.rebuilds != last->rebuilds)
 		atomic_fetch_add_explicit(&stats.rebuilds, now.rebuilds - last->rebuilds,
+					  memory_order_relaxed);
+	if (now.table_reloads != last->table_reloads)
+		atomic_fetch_add_explicit(&stats.table_reloads,
+					  now.table_reloads - last->table_reloads,
 					  memory_order_relaxed);
 	*last = now;
 }

@@ -69,6 +69,9 @@ trun 60 nbdcopy "$URI" "$T_DIR/final"
 exits "a copy after the writer stopped" 0
 "$STABLE_BIN/stable-cat" "$T_DIR/cw.stable" > "$T_DIR/fresh"
 same_file "$T_DIR/final" "$T_DIR/fresh" "it equals the image read afresh"
+kill -USR1 "$SPID"
+sleep 0.5
+like "$LOG" "table_reloads=[1-9]" "the daemon's counters show checksum table reloads"
 stop_server
 
 # --- a writer that leaves blocks torn for a while ---------------------------
