@@ -7,7 +7,8 @@
 # Lengths past 32 bits are refused, never truncated; payloads are
 # skipped as their flag says; block status is the 64-bit chunk; and a
 # request in the wrong form, EXPORT_NAME after negotiation or an
-# oversized payload ends the connection. Also: meta contexts hold only
+# oversized payload ends the connection; clients that vanish inside an
+# extended header or reply cost nothing. Also: meta contexts hold only
 # for the export SET_META_CONTEXT named.
 import os
 import struct
@@ -135,6 +136,18 @@ c.close()
 c = ext_start()
 c.ext_request(CMD_WRITE, 0, 2**30, flags=FLAG_PAYLOAD_LEN, handle=17)
 t.ok(c.closed_by_server(), "a 1 GiB payload: closed rather than read")
+c.close()
+
+c = ext_start()
+c.send(struct.pack(">IHHQ", EXT_REQ_MAGIC, 0, CMD_READ, 1) + b"\0" * 4)
+c.close()		# vanishes inside an extended header
+c = ext_start()
+c.ext_request(CMD_READ, 0, 2**21, handle=21)
+c.recv_exact(1000)
+c.close()		# and in the middle of an extended reply
+c = ext_start()
+c.ext_request(CMD_READ, SIZE - 1, 1, handle=22)
+t.ok(c.ext_reply()[-1][4][8:] == src[-1:], "after clients vanished mid-header and mid-reply, the last byte reads")
 c.close()
 
 c = Conn(srv.sock).start("good")
