@@ -20,27 +20,38 @@ static size_t page_round(size_t len)
 	return len ? (len + pg - 1) / pg * pg : pg;
 }
 
-int stable_sealed_create(struct stable_sealed *m, size_t len)
+/* A fresh sealable memfd of len bytes (page rounded); 0 or -errno. */
+static int new_memfd(struct stable_sealed *m, size_t len)
 {
 	int ret;
 
 	m->maplen = page_round(len);
+	m->rw = NULL;
 	m->ro = NULL;
 	m->fd = memfd_create("stable-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (m->fd < 0)
 		return -errno;
-	if (ftruncate(m->fd, (off_t)m->maplen) < 0)
-		goto fail;
+	if (ftruncate(m->fd, (off_t)m->maplen) == 0)
+		return 0;
+	ret = -errno;
+	close(m->fd);
+	m->fd = -1;
+	return ret;
+}
+
+int stable_sealed_create(struct stable_sealed *m, size_t len)
+{
+	int ret = new_memfd(m, len);
+
+	if (ret)
+		return ret;
 	/* populated up front: one call instead of a fault per page */
 	m->rw = mmap(NULL, m->maplen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
 		     m->fd, 0);
-	if (m->rw == MAP_FAILED) {
-		m->rw = NULL;
-		goto fail;
-	}
-	return 0;
-fail:
+	if (m->rw != MAP_FAILED)
+		return 0;
 	ret = -errno;
+	m->rw = NULL;
 	close(m->fd);
 	m->fd = -1;
 	return ret;
@@ -50,16 +61,10 @@ ssize_t stable_sealed_fill(struct stable_sealed *m, int fd, uint64_t off, size_t
 {
 	off_t pos = (off_t)off;
 	size_t done = 0;
-	int ret;
+	int ret = new_memfd(m, len);
 
-	m->maplen = page_round(len);
-	m->rw = NULL;
-	m->ro = NULL;
-	m->fd = memfd_create("stable-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (m->fd < 0)
-		return -errno;
-	if (ftruncate(m->fd, (off_t)m->maplen) < 0)
-		goto fail;
+	if (ret)
+		return ret;
 	while (done < len) {
 		ssize_t n = sendfile(m->fd, fd, &pos, len - done);
 
