@@ -79,7 +79,7 @@ $(1)/tests/%: tests/stability/%.c $(wildcard tests/lib/*.h) $(1)/lib/libstable.a
 	@mkdir -p $$(@D)
 	$$(call say,LD,$$@)
 	$$(Q)$$(CC) $$(BASE_CFLAGS) $(2) -Ilibstable -Itests/lib $$< $(1)/lib/libstable.a \
-		$$(LIB_LIBS) -lpthread -o $$@
+		$$(LIB_LIBS) -o $$@
 endef
 
 $(eval $(call variant,$(BUILD),))

@@ -8,7 +8,6 @@
 #   make bench-server   fio against stabled, nbdkit and qemu-nbd (figures)
 
 SERVER_SRC := $(sort $(wildcard server/*.c))
-SERVER_LIBS := -lpthread
 # The protocol code the fuzzer drives without sockets.
 FUZZ_SRC := server/handshake.c server/protocol.c server/outq.c server/exports.c \
 	server/log.c server/stats.c
@@ -21,7 +20,7 @@ define server_variant
 $(1)/bin/stabled: $(SERVER_SRC:%.c=$(1)/obj/%.o) $(1)/lib/libstable.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(BASE_CFLAGS) $(2) $(SERVER_SRC:%.c=$(1)/obj/%.o) $(1)/lib/libstable.a \
-		$$(LIB_LIBS) $$(SERVER_LIBS) -o $$@
+		$$(LIB_LIBS) -o $$@
 endef
 $(eval $(call server_variant,$(BUILD),))
 $(eval $(call server_variant,$(BUILD)/asan,$(SAN_FLAGS)))
@@ -36,7 +35,7 @@ $(BUILD)/fuzz/fuzz-nbd: server/fuzz/fuzz-nbd.c $(FUZZ_SRC) $(LIB_SRC) \
 	@mkdir -p $(@D)
 	clang -std=gnu11 -D_GNU_SOURCE -Iinclude -Iserver -Ilibstable -g -O1 \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		server/fuzz/fuzz-nbd.c $(FUZZ_SRC) $(LIB_SRC) $(LIB_LIBS) $(SERVER_LIBS) -o $@
+		server/fuzz/fuzz-nbd.c $(FUZZ_SRC) $(LIB_SRC) $(LIB_LIBS) -o $@
 
 fuzz: $(BUILD)/fuzz/fuzz-nbd
 	@mkdir -p $(BUILD)/fuzz/corpus
