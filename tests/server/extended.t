@@ -22,16 +22,7 @@ d = scratch("extended.t")
 BS = 4096
 BAD = 37
 src = os.urandom(2**21 + 1000)
-with open(os.path.join(d, "src.raw"), "wb") as f:
-    f.write(src)
-mkimage(os.path.join(d, "src.raw"), os.path.join(d, "good.stable"))
-mkimage(os.path.join(d, "src.raw"), os.path.join(d, "bad.stable"))
-with open(os.path.join(d, "bad.stable"), "r+b") as f:
-    f.seek(BS + BAD * BS + 10)
-    b = f.read(1)
-    f.seek(BS + BAD * BS + 10)
-    f.write(bytes([b[0] ^ 0x40]))
-srv = Server(t, [os.path.join(d, "good.stable"), os.path.join(d, "bad.stable")], d)
+srv = Server(t, good_and_bad(d, src, BAD, BS), d)
 SIZE = len(src)
 Q = b"base:allocation"
 

@@ -132,6 +132,24 @@ def mkimage(src, dst, *opts):
                    stdout=subprocess.DEVNULL)
 
 
+def good_and_bad(d, src, bad_block, bs=4096):
+    """Makes good.stable and bad.stable in d from the bytes src; in
+    bad.stable one bit of data block bad_block is flipped (its data starts
+    one 4 KiB header block in). Returns the two paths."""
+    raw = os.path.join(d, "src.raw")
+    with open(raw, "wb") as f:
+        f.write(src)
+    paths = [os.path.join(d, n) for n in ("good.stable", "bad.stable")]
+    for p in paths:
+        mkimage(raw, p)
+    with open(paths[1], "r+b") as f:
+        f.seek(bs + bad_block * bs + 10)
+        b = f.read(1)
+        f.seek(bs + bad_block * bs + 10)
+        f.write(bytes([b[0] ^ 0x40]))
+    return paths
+
+
 class Conn:
     def __init__(self, path, timeout=10):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

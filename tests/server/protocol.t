@@ -18,17 +18,7 @@ d = scratch("protocol.t")
 BS = 4096
 BAD = 37
 src = os.urandom(256 * BS + 1000)
-with open(os.path.join(d, "src.raw"), "wb") as f:
-    f.write(src)
-mkimage(os.path.join(d, "src.raw"), os.path.join(d, "good.stable"))
-mkimage(os.path.join(d, "src.raw"), os.path.join(d, "bad.stable"))
-# corrupt block BAD of "bad": its data starts one 4 KiB header block in
-with open(os.path.join(d, "bad.stable"), "r+b") as f:
-    f.seek(BS + BAD * BS + 10)
-    b = f.read(1)
-    f.seek(BS + BAD * BS + 10)
-    f.write(bytes([b[0] ^ 0x40]))
-srv = Server(t, [os.path.join(d, "good.stable"), os.path.join(d, "bad.stable")], d)
+srv = Server(t, good_and_bad(d, src, BAD, BS), d)
 SIZE = len(src)
 
 # --- handshake -----------------------------------------------------------
