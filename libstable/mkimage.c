@@ -100,6 +100,19 @@ static void progress(struct mk *m, uint64_t done)
 		m->o->progress(m->o->progress_arg, done, m->src_size);
 }
 
+/*
+ * 64 KiB, or 8 blocks when blocks are bigger: an extent is stored padded
+ * to whole blocks, so an extent of one block could never be smaller.
+ */
+static uint32_t default_extent(uint32_t block_size)
+{
+	uint64_t x = (uint64_t)block_size * STABLE_EXTENT_BLOCKS;
+
+	if (x < STABLE_DEFAULT_EXTENT_SIZE)
+		return STABLE_DEFAULT_EXTENT_SIZE;
+	return x > STABLE_MAX_EXTENT ? STABLE_MAX_EXTENT : (uint32_t)x;
+}
+
 /* Pass one, plain: checksum each block, and copy it unless sidecar. */
 static int pass_plain(struct mk *m)
 {
@@ -238,7 +251,7 @@ static int check_options(struct mk *m, const struct stable_mkimage_options *o)
 		return stable_set_err(m->err, m->errlen, -EINVAL,
 				      "a sidecar image cannot be compressed: its data stays the raw source");
 	if (o->compress) {
-		h->extent_size = o->extent_size ? o->extent_size : STABLE_DEFAULT_EXTENT_SIZE;
+		h->extent_size = o->extent_size ? o->extent_size : default_extent(h->block_size);
 		if (h->extent_size < h->block_size)
 			h->extent_size = h->block_size;
 		if (h->extent_size % h->block_size || h->extent_size > STABLE_MAX_EXTENT)

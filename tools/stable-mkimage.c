@@ -22,7 +22,7 @@ static void usage(FILE *f)
 "  -s, --sidecar          leave SOURCE as it is; write a manifest naming it\n"
 "  -b, --block-size=N     block size, a power of two from 512 to 1M (4096)\n"
 "  -z, --compress         compress with zlib in extents (inline only)\n"
-"  -e, --extent-size=N    bytes of data per compressed extent (64K)\n"
+"  -e, --extent-size=N    bytes of data per compressed extent (64K, or 8 blocks)\n"
 "  -p, --parity=N         one XOR parity block per N data blocks\n"
 "  -q, --quiet            no progress bar\n"
 "  -h, --help             this help\n"

@@ -31,7 +31,7 @@ field() { info_field "$1" "$2"; }
 for mode in inline compressed sidecar; do
 	case $mode in
 	inline) opts= ;;
-	compressed) opts=-z ;;
+	compressed) opts="-z -e $BS" ;;	# one block per extent, as the offsets below assume
 	sidecar) opts=-s ;;
 	esac
 	cp "$T_DIR/true" "$T_DIR/src"
