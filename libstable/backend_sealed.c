@@ -28,9 +28,10 @@ struct sealed_slot {
 	int filled;		/* copied with sendfile: the ring has a no-op */
 };
 
-/* rd->backend: 1 while sendfile into a memfd works, per reader. */
-#define FILL_OK(rd) ((rd)->backend != NULL)
-static char fill_works;	/* only its address is used, as a non-NULL flag */
+/* rd->backend: the reader's own state. */
+struct sealed {
+	int no_fill;		/* sendfile into a memfd failed here: read instead */
+};
 
 static int sealed_init(struct stable_reader *rd, char *err, size_t errlen)
 {
@@ -43,6 +44,9 @@ static int sealed_init(struct stable_reader *rd, char *err, size_t errlen)
 		return stable_set_err(err, errlen, -EOPNOTSUPP,
 				      "sealed memfds are not available: %s", strerror(-ret));
 	stable_sealed_drop(&probe);
+	rd->backend = calloc(1, sizeof(struct sealed));
+	if (!rd->backend)
+		return stable_set_err(err, errlen, -ENOMEM, "no memory");
 	for (unsigned int i = 0; i < rd->nslots; i++) {
 		struct sealed_slot *ss = calloc(1, sizeof(*ss));
 
@@ -51,7 +55,6 @@ static int sealed_init(struct stable_reader *rd, char *err, size_t errlen)
 		ss->m = (struct stable_sealed)STABLE_SEALED_INIT;
 		rd->slots[i].priv = ss;
 	}
-	rd->backend = &fill_works;
 	return 0;
 }
 
@@ -63,6 +66,7 @@ static void sealed_fini(struct stable_reader *rd)
 		free(rd->slots[i].priv);
 		rd->slots[i].priv = NULL;
 	}
+	free(rd->backend);
 	rd->backend = NULL;
 }
 
@@ -71,27 +75,27 @@ static int sealed_queue_read(struct stable_reader *rd, struct stable_slot *s,
 {
 	struct sealed_slot *ss = s->priv;
 	struct stable_sealed *m = &ss->m;
+	struct sealed *sd = rd->backend;
 	int ret;
 
 	stable_sealed_drop(m);
 	ss->filled = 0;
-	if (FILL_OK(rd)) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
-
-		if (!sqe)
+	if (!sd->no_fill) {
+		/* room for the no-op first: a copy made for nothing costs */
+		if (!io_uring_sq_space_left(&rd->ring))
 			return -EBUSY;
 		ss->got = stable_sealed_fill(m, fd, off, len);
 		if (ss->got != -EINVAL && ss->got != -EXDEV && ss->got != -ENOSYS) {
 			/* an I/O error too is the read's result, reported at
 			 * completion like any other */
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+
 			io_uring_prep_nop(sqe);
 			io_uring_sqe_set_data64(sqe, tag);
 			ss->filled = 1;
 			return 0;
 		}
-		rd->backend = NULL;	/* this kernel cannot: read as before */
-		io_uring_prep_nop(sqe);	/* the sqe is taken: nobody waits for it */
-		io_uring_sqe_set_data64(sqe, STABLE_TAG_IGNORED);
+		sd->no_fill = 1;	/* this kernel cannot: read as before */
 	}
 	ret = stable_sealed_create(m, len);
 	if (ret)
