@@ -12,16 +12,13 @@
 #  - The backing file of one export is truncated while it is served: reads
 #    past the cut fail cleanly, the daemon does not crash, and another
 #    export goes on serving right bytes.
-. "$(dirname "$0")/../server/lib.sh"
+. "$(dirname "$0")/lib.sh"
 need qemu-io python3
 
 bs=4096
 nblocks=256
 src=$T_DIR/src.raw
-python3 -c "
-import sys
-sys.stdout.buffer.write(b''.join(bytes([i % 251 + 1]) * $bs for i in range($nblocks)))
-" > "$src"
+pattern_source "$src" $nblocks $bs
 mkimg "$src" "$T_DIR/victim.stable"
 mkimg "$src" "$T_DIR/cut.stable"
 mkimg "$src" "$T_DIR/control.stable"
@@ -29,18 +26,9 @@ doff=$(info_field "$T_DIR/victim.stable" "data offset")
 start_server "$T_DIR/victim.stable" "$T_DIR/cut.stable" "$T_DIR/control.stable" ||
 	done_testing
 
-# read_all EXPORT OUT: one qemu-io connection reading every block with -P
+# read_all EXPORT OUT: every block once, through one qemu-io connection
 read_all() {
-	_cmds=$T_DIR/cmds.$1
-	: > "$_cmds"
-	_b=0
-	while [ $_b -lt $nblocks ]; do
-		printf -- '-c\nread -P %d %d %d\n' $((_b % 251 + 1)) $((_b * bs)) $bs >> "$_cmds"
-		_b=$((_b + 1))
-	done
-	# one argument per line: -c and its command
-	tr '\n' '\0' < "$_cmds" | timeout 120 xargs -0 qemu-io -r -f raw \
-		"nbd+unix:///$1?socket=${SOCK}" > "$2" 2>&1
+	pattern_read "$1" $nblocks $bs > "$2"
 }
 
 # --- corrupting writer -------------------------------------------------------

@@ -18,7 +18,7 @@
 #    checksums) under the same writer delivers torn blocks, or if the
 #    machine is too quick to catch one, at least the same check passes on
 #    it: the torn count comes from the check, not from the server.
-. "$(dirname "$0")/../server/lib.sh"
+. "$(dirname "$0")/lib.sh"
 need nbdcopy qemu-img
 
 VBLOCKS=$STABLE_BIN/../tests/vblocks

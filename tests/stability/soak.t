@@ -15,8 +15,8 @@
 # descriptors back to where they started once clients leave, and its
 # RSS, sampled every 2 s, not growing between the first and the last
 # third of the run. The attack x backend table goes to $SOAK_REPORT.
-. "$(dirname "$0")/../server/lib.sh"
-need nbdcopy qemu-img qemu-io
+. "$(dirname "$0")/lib.sh"
+need nbdcopy qemu-img qemu-io python3
 
 TESTS=$STABLE_BIN/../tests
 VBLOCKS=$TESTS/vblocks
@@ -35,10 +35,7 @@ rss_slack=${SOAK_RSS_SLACK_KB:-32768}
 # --- images -------------------------------------------------------------------
 "$VBLOCKS" gen "$T_DIR/cw.src" $cw_blocks $bs
 mkimg "$T_DIR/cw.src" "$T_DIR/cw.stable" -b $bs -p 8
-python3 -c "
-import sys
-sys.stdout.buffer.write(b''.join(bytes([i % 251 + 1]) * $bs for i in range($cor_blocks)))
-" > "$T_DIR/cor.src"
+pattern_source "$T_DIR/cor.src" $cor_blocks $bs
 mkimg "$T_DIR/cor.src" "$T_DIR/cor.stable" -b $bs
 random_file "$T_DIR/still.src" $((16 * 1024 * 1024))
 mkimg "$T_DIR/still.src" "$T_DIR/still.stable" -p 4
@@ -112,16 +109,9 @@ copy_loop still-nbdcopy nbdcopy still &
 pids="$pids $!"
 
 (
-	: > "$T_DIR/cmds"
-	b=0
-	while [ $b -lt $cor_blocks ]; do
-		printf -- '-c\nread -P %d %d %d\n' $((b % 251 + 1)) $((b * bs)) $bs >> "$T_DIR/cmds"
-		b=$((b + 1))
-	done
 	: > "$T_DIR/cor-reads"
 	while running; do
-		tr '\n' '\0' < "$T_DIR/cmds" | timeout 120 xargs -0 qemu-io -r -f raw \
-			"nbd+unix:///cor?socket=${SOCK}" >> "$T_DIR/cor-reads" 2>&1
+		pattern_read cor $cor_blocks $bs >> "$T_DIR/cor-reads"
 	done
 ) &
 pids="$pids $!"
