@@ -126,6 +126,7 @@ static inline int rw_put_parity(struct rw_image *w, uint64_t b)
 	const uint32_t bs = w->h.block_size;
 	uint64_t g, first, last;
 	uint8_t *x;
+	int ret;
 
 	if (!(w->h.flags & STABLE_HF_PARITY))
 		return 0;
@@ -150,7 +151,7 @@ static inline int rw_put_parity(struct rw_image *w, uint64_t b)
 			x[k] ^= w->buf[k];
 	}
 	stable_put_le32(w->table + (w->h.data_blocks + g) * 4, stable_crc32c(0, x, bs));
-	int ret = rw_pwrite(w, x, bs, w->h.parity_offset + g * bs);
+	ret = rw_pwrite(w, x, bs, w->h.parity_offset + g * bs);
 
 	free(x);
 	return ret;
