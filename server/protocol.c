@@ -193,7 +193,17 @@ static uint64_t failed_range(struct conn *c, int ret, const struct stable_error 
 
 static bool rreq_settled(const struct rreq *r)
 {
-	return !r->inflight && !r->todo && r->cursor == r->end;
+	return !r->inflight && !r->todo && !r->later && r->cursor == r->end;
+}
+
+static void free_pieces(struct piece *p)
+{
+	while (p) {
+		struct piece *next = p->next;
+
+		free(p);
+		p = next;
+	}
 }
 
 static void rreq_free(struct conn *c, struct rreq *r)
@@ -207,12 +217,8 @@ static void rreq_free(struct conn *c, struct rreq *r)
 	for (unsigned int i = 0; i < r->next_ext; i++)
 		stable_release(reader(c), r->ext[i]);
 	c->gathered -= r->next_ext;
-	while (r->todo) {
-		struct piece *p = r->todo;
-
-		r->todo = p->next;
-		free(p);
-	}
+	free_pieces(r->todo);
+	free_pieces(r->later);
 	free(r->ext);
 	free(r);
 }
@@ -342,11 +348,18 @@ static void piece_done(struct piece *p, const struct stable_completion *cp)
 		free(p);
 		return;
 	}
+	if (cp->result == -EIO && later_defer(c, r, p))
+		return;		/* read again in a moment (later.c) */
 	if (cp->result == 0) {
 		const struct stable_extent *e = cp->ext;
 
 		if (e->flags & (STABLE_EXTENT_REBUILT | STABLE_EXTENT_RETRIED))
 			log_extent_event(c, e);
+		if (p->delays)
+			log_warn("export %s: bytes %llu-%llu: verified when read again after %u delays (the image was being updated)",
+				 c->exp->name, U(e->offset), U(e->offset + e->length - 1),
+				 p->delays);
+		p->delays = 0;
 		end = off + e->length;
 	} else {
 		end = failed_range(c, cp->result, &cp->error, cp->message, off, len, &bad);
@@ -435,6 +448,7 @@ bool protocol_submit(struct conn *c)
 	c->blocked = false;
 	if (!c->reads || c->state == CS_DEAD)
 		return true;
+	later_wake(c);
 	rd = reader(c);
 	for (struct rreq *r = c->reads, *next; r; r = next) {
 		next = r->next;

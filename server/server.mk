@@ -10,7 +10,7 @@
 SERVER_SRC := $(sort $(wildcard server/*.c))
 # The protocol code the fuzzer drives without sockets.
 FUZZ_SRC := server/handshake.c server/protocol.c server/outq.c server/exports.c \
-	server/log.c server/stats.c
+	server/later.c server/log.c server/stats.c
 FUZZ_SECONDS ?= 600
 FUZZ_TEST_SECONDS ?= 30
 

@@ -43,6 +43,7 @@ struct stats {
 	atomic_ullong retries;
 	atomic_ullong rebuilds;
 	atomic_ullong table_reloads;
+	atomic_ullong delayed_rereads;	/* failed pieces read again later */
 	atomic_ullong read_errors;	/* chunks answered with EIO */
 	atomic_ullong errors;		/* requests answered with an error */
 	atomic_ullong protocol_errors;	/* connections closed for bad input */
@@ -148,6 +149,8 @@ struct piece {
 	struct piece *next;
 	uint64_t off;
 	uint32_t len;
+	unsigned int delays;		/* delayed re-reads so far (later.c) */
+	uint64_t due_ns;		/* on r->later: when to read it again */
 };
 
 struct rreq {
@@ -157,6 +160,7 @@ struct rreq {
 	uint16_t flags;
 	uint64_t start, end, cursor;	/* [start, cursor) is cut into pieces */
 	struct piece *todo;		/* cut, not (yet again) submitted */
+	struct piece *later;		/* failed, to be read again (later.c) */
 	unsigned int inflight;		/* pieces submitted, not completed */
 	bool failed;			/* simple or DF: a block failed */
 	bool header_sent;		/* simple: error 0 is on the wire */
@@ -193,6 +197,7 @@ struct conn {
 	unsigned int reads_inflight;	/* pieces in libstable: keep c alive */
 	unsigned int gathered;		/* extents held in rreq->ext arrays */
 	bool blocked;			/* a read waits for buffers */
+	uint64_t later_due_ns;		/* the earliest piece on a later list, or 0 */
 	unsigned long long requests;
 	char why[160];			/* why the connection was closed */
 };
@@ -220,6 +225,17 @@ void conn_shutdown(struct conn *c);
 size_t handshake_consume(struct conn *c, const uint8_t *p, size_t len);
 size_t protocol_consume(struct conn *c, const uint8_t *p, size_t len);
 bool protocol_submit(struct conn *c);
+/*
+ * later.c: a piece whose block failed verification is read again after
+ * a delay before its client gets EIO, since a writer updating the image
+ * in place leaves a block unverifiable until it has written the table.
+ */
+/* Returns true if p is put on r->later (false: its tries are spent). */
+bool later_defer(struct conn *c, struct rreq *r, struct piece *p);
+/* Moves the pieces that are due back to their reads' todo lists. */
+void later_wake(struct conn *c);
+/* Nanoseconds (CLOCK_MONOTONIC), the clock of due_ns. */
+uint64_t later_now_ns(void);
 /* Reaps rd's finished reads and answers them; returns how many. */
 int reads_reap(struct stable_reader *rd);
 void conn_fail(struct conn *c, const char *fmt, ...)

@@ -20,11 +20,11 @@ void stats_format(char *buf, size_t len)
 	snprintf(buf, len,
 		 "connections=%llu connections_now=%llu connections_refused=%llu "
 		 "requests=%llu read_requests=%llu bytes=%llu verify_failures=%llu "
-		 "retries=%llu rebuilds=%llu table_reloads=%llu read_errors=%llu "
-		 "errors=%llu protocol_errors=%llu",
+		 "retries=%llu rebuilds=%llu table_reloads=%llu delayed_rereads=%llu "
+		 "read_errors=%llu errors=%llu protocol_errors=%llu",
 		 V(connections), V(connections_now), V(connections_refused),
 		 V(requests), V(read_requests), V(bytes), V(verify_failures),
-		 V(retries), V(rebuilds), V(table_reloads), V(read_errors), V(errors),
+		 V(retries), V(rebuilds), V(table_reloads), V(delayed_rereads), V(read_errors), V(errors),
 		 V(protocol_errors));
 }
 

@@ -360,10 +360,30 @@ static void submit_and_wait(struct worker *w, struct __kernel_timespec *ts)
 		poll(&p, 1, (int)(ts->tv_sec * 1000 + ts->tv_nsec / 1000000));
 }
 
+/* A second, or less if a connection has a delayed re-read due sooner. */
+static void wait_until_due(struct worker *w, struct __kernel_timespec *ts)
+{
+	uint64_t due = 0, now;
+
+	for (struct wconn *wc = w->conns; wc; wc = wc->next)
+		if (wc->c.later_due_ns && (!due || wc->c.later_due_ns < due))
+			due = wc->c.later_due_ns;
+	ts->tv_sec = 1;
+	ts->tv_nsec = 0;
+	if (!due)
+		return;
+	now = later_now_ns();
+	due = due > now ? due - now : 0;
+	if (due < 1000000000u) {
+		ts->tv_sec = 0;
+		ts->tv_nsec = (long long)due;
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct __kernel_timespec ts = { .tv_sec = 1 };
+	struct __kernel_timespec ts;
 	time_t last_check = now_s();
 	bool stopping = false;
 
@@ -384,6 +404,7 @@ static void *worker_main(void *arg)
 		} while (reap_readers(w) > 0);
 		if (stopping && !w->nconns)
 			break;
+		wait_until_due(w, &ts);
 		submit_and_wait(w, &ts);
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
 			uint64_t d = cqe->user_data;

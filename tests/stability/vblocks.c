@@ -12,6 +12,11 @@
  *       docs/format.md with PAUSE_US between steps, for SECONDS; prints
  *       "rewrites N". With "halves" each data block is written in two
  *       halves with a pause between, so that it is torn for a while.
+ *   vblocks update IMAGE BLOCK PAUSE_US
+ *       one update of block BLOCK to a new version, in the same four
+ *       steps with PAUSE_US between them; prints "data V" once the new
+ *       data is on disk (so a test can read while the block cannot be
+ *       verified), then "committed" after the header
  *   vblocks check FILE BS
  *       checks that every block of FILE (what a client received) is one
  *       whole version of the block at its place; prints "blocks N torn N
@@ -28,7 +33,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: vblocks gen FILE BLOCKS BS | rewrite IMAGE SECONDS PAUSE_US [halves] | check FILE BS\n");
+	fprintf(stderr, "usage: vblocks gen FILE BLOCKS BS | rewrite IMAGE SECONDS PAUSE_US [halves] | update IMAGE BLOCK PAUSE_US | check FILE BS\n");
 	return 2;
 }
 
@@ -83,6 +88,46 @@ static int rewrite(const char *path, unsigned int seconds, unsigned int pause_us
 	return ret ? 2 : 0;
 }
 
+static int update(const char *path, uint64_t b, unsigned int pause_us)
+{
+	uint64_t v = (uint64_t)time(NULL) << 20 | (uint64_t)getpid();
+	struct rw_image w;
+	uint8_t *data;
+	int ret;
+
+	ret = rw_open(&w, path);
+	if (ret || b >= w.h.data_blocks) {
+		fprintf(stderr, "vblocks: %s: %s\n", path, ret ? strerror(-ret) : "no such block");
+		return 2;
+	}
+	data = malloc(w.h.block_size);
+	if (!data)
+		return 2;
+	vb_fill(data, w.h.block_size, b, v);
+	ret = rw_put_data(&w, b, data);
+	if (!ret) {
+		printf("data %llu\n", (unsigned long long)v);
+		fflush(stdout);
+		usleep(pause_us);
+		ret = rw_put_parity(&w, b);
+	}
+	if (!ret) {
+		usleep(pause_us);
+		ret = rw_put_sums(&w, b, data);
+	}
+	if (!ret) {
+		usleep(pause_us);
+		ret = rw_commit(&w);
+	}
+	if (!ret)
+		printf("committed\n");
+	free(data);
+	rw_close(&w);
+	if (ret)
+		fprintf(stderr, "vblocks: updating %s: %s\n", path, strerror(-ret));
+	return ret ? 2 : 0;
+}
+
 static int check(const char *path, uint32_t bs)
 {
 	FILE *f = fopen(path, "rb");
@@ -119,6 +164,8 @@ int main(int argc, char **argv)
 	    !strcmp(argv[1], "rewrite"))
 		return rewrite(argv[2], (unsigned int)atoi(argv[3]),
 			       (unsigned int)atoi(argv[4]), argc == 6);
+	if (argc == 5 && !strcmp(argv[1], "update"))
+		return update(argv[2], strtoull(argv[3], NULL, 0), (unsigned int)atoi(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "check"))
 		return check(argv[2], (uint32_t)strtoul(argv[3], NULL, 0));
 	return usage();
