@@ -32,10 +32,11 @@ static int aux_reserve(struct stable_reader *rd, struct stable_slot *s, size_t s
 
 /*
  * Hands out bytes the library produced itself (rebuilt or inflated) from
- * s->aux. A backend that promises SEALED or better gets a sealed copy, so
- * these bytes are as immutable as read ones (at most SEALED: the kernel
- * cannot own memory we wrote). Failing to seal is an error, not a quiet
- * downgrade.
+ * s->aux. A backend that promises more than NONE gets a sealed copy, so
+ * these bytes are at least as immutable as read ones (at most SEALED: the
+ * kernel cannot own memory we wrote; ro-view's buffers hold the stored
+ * bytes being inflated, so they cannot take these). Failing to seal is an
+ * error, not a quiet downgrade.
  */
 static int publish_aux(struct stable_reader *rd, struct stable_slot *s,
 		       size_t len, size_t skip)
@@ -44,7 +45,7 @@ static int publish_aux(struct stable_reader *rd, struct stable_slot *s,
 
 	s->ext.data = s->aux + skip;
 	s->ext.guarantee = STABLE_GUARANTEE_NONE;
-	if (rd->ops->guarantee < STABLE_GUARANTEE_SEALED)
+	if (rd->ops->guarantee == STABLE_GUARANTEE_NONE)
 		return 0;
 	ret = stable_sealed_copy(&s->aux_sealed, s->aux, len);
 	if (ret)

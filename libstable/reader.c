@@ -22,11 +22,13 @@
 static const struct stable_backend_ops *const backends[] = {
 	&stable_backend_kmbuf_ro,
 	&stable_backend_sealed,
+	&stable_backend_ro_view,
 	&stable_backend_private,
 };
 
 static const char *const guarantee_names[] = {
 	[STABLE_GUARANTEE_NONE] = "none",
+	[STABLE_GUARANTEE_RO_VIEW] = "ro-view",
 	[STABLE_GUARANTEE_SEALED] = "sealed",
 	[STABLE_GUARANTEE_KERNEL_RO] = "kernel-ro",
 };
@@ -54,6 +56,7 @@ static const struct stable_backend_ops *forced(enum stable_backend b)
 		[STABLE_BACKEND_PRIVATE] = "private",
 		[STABLE_BACKEND_SEALED] = "sealed",
 		[STABLE_BACKEND_KMBUF_RO] = "kmbuf-ro",
+		[STABLE_BACKEND_RO_VIEW] = "ro-view",
 	};
 
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)

@@ -28,8 +28,9 @@ extern "C" {
 /* What protects the bytes of an extent from change after verification. */
 enum stable_guarantee {
 	STABLE_GUARANTEE_NONE = 0,	/* private memory: code that does not write to it */
-	STABLE_GUARANTEE_SEALED = 1,	/* sealed memfd: no writer anywhere, kernel-enforced */
-	STABLE_GUARANTEE_KERNEL_RO = 2,	/* kernel-owned pages mapped read-only (kmbuf) */
+	STABLE_GUARANTEE_RO_VIEW = 1,	/* a view that cannot be made writable; the library's own alias can write */
+	STABLE_GUARANTEE_SEALED = 2,	/* sealed memfd: no writer anywhere, kernel-enforced */
+	STABLE_GUARANTEE_KERNEL_RO = 3,	/* kernel-owned pages mapped read-only (kmbuf) */
 };
 
 enum stable_backend {
@@ -37,6 +38,7 @@ enum stable_backend {
 	STABLE_BACKEND_PRIVATE,		/* io_uring reads into private memory */
 	STABLE_BACKEND_SEALED,
 	STABLE_BACKEND_KMBUF_RO,
+	STABLE_BACKEND_RO_VIEW,		/* one sealed memfd, read through a hidden alias */
 };
 
 struct stable_image;

@@ -68,6 +68,7 @@ static inline uint64_t tu_rnd(uint64_t *state)
 #define TU_EACH_BACKEND(fn) do {				\
 	fn(STABLE_BACKEND_PRIVATE, "private");			\
 	fn(STABLE_BACKEND_SEALED, "sealed");			\
+	fn(STABLE_BACKEND_RO_VIEW, "ro-view");			\
 	fn(STABLE_BACKEND_KMBUF_RO, "kmbuf-ro");		\
 } while (0)
 
@@ -164,7 +165,8 @@ static inline int tu_open_reader(const char *path, const struct stable_reader_op
 static inline enum stable_guarantee tu_guarantee(enum stable_backend b)
 {
 	return b == STABLE_BACKEND_KMBUF_RO ? STABLE_GUARANTEE_KERNEL_RO :
-	       b == STABLE_BACKEND_SEALED ? STABLE_GUARANTEE_SEALED : STABLE_GUARANTEE_NONE;
+	       b == STABLE_BACKEND_SEALED ? STABLE_GUARANTEE_SEALED :
+	       b == STABLE_BACKEND_RO_VIEW ? STABLE_GUARANTEE_RO_VIEW : STABLE_GUARANTEE_NONE;
 }
 
 static inline enum stable_guarantee tu_rebuilt_guarantee(enum stable_backend b)

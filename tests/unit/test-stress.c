@@ -162,6 +162,7 @@ int main(void)
 		tu_flip(tu_path("img"), 4096 + (g * 4 + 1) * 4096 + 77, 4);
 	stress(tu_path("img"), STABLE_BACKEND_PRIVATE, "private", seconds);
 	stress(tu_path("img"), STABLE_BACKEND_SEALED, "sealed", seconds);
+	stress(tu_path("img"), STABLE_BACKEND_RO_VIEW, "ro-view", seconds);
 	stress(tu_path("img"), STABLE_BACKEND_KMBUF_RO, "kmbuf-ro", seconds);
 	tu_cleanup();
 	return tap_done();
