@@ -54,9 +54,9 @@ static void usage(FILE *f)
 "      --run=CMD              run CMD with $uri, $port, $unixsocket set, then\n"
 "                             stop and exit with its status\n"
 "  -t, --threads=N            worker threads (the number of CPUs, at least 4)\n"
-"      --require-guarantee=L  refuse to start below none|sealed|kernel-ro\n"
-"      --backend=B            auto (the strongest available), private, sealed\n"
-"                             or kmbuf-ro\n"
+"      --require-guarantee=L  refuse to start below none|ro-view|sealed|kernel-ro\n"
+"      --backend=B            auto (the strongest available), private, ro-view,\n"
+"                             sealed or kmbuf-ro\n"
 "      --max-connections=N    refuse connections beyond N (64)\n"
 "      --timeout=S            close a handshake or an unread reply after S s (30)\n"
 "      --idle-timeout=S       close a connection idle for S s (0: never)\n"
@@ -90,11 +90,13 @@ static enum stable_guarantee parse_guarantee(const char *s)
 {
 	if (!strcmp(s, "none"))
 		return STABLE_GUARANTEE_NONE;
+	if (!strcmp(s, "ro-view"))
+		return STABLE_GUARANTEE_RO_VIEW;
 	if (!strcmp(s, "sealed"))
 		return STABLE_GUARANTEE_SEALED;
 	if (!strcmp(s, "kernel-ro"))
 		return STABLE_GUARANTEE_KERNEL_RO;
-	fprintf(stderr, "stabled: --require-guarantee: '%s' is not none, sealed or kernel-ro\n", s);
+	fprintf(stderr, "stabled: --require-guarantee: '%s' is not none, ro-view, sealed or kernel-ro\n", s);
 	exit(EXIT_USAGE);
 }
 
@@ -104,11 +106,13 @@ static enum stable_backend parse_backend(const char *s)
 		return STABLE_BACKEND_AUTO;
 	if (!strcmp(s, "private"))
 		return STABLE_BACKEND_PRIVATE;
+	if (!strcmp(s, "ro-view"))
+		return STABLE_BACKEND_RO_VIEW;
 	if (!strcmp(s, "sealed"))
 		return STABLE_BACKEND_SEALED;
 	if (!strcmp(s, "kmbuf-ro"))
 		return STABLE_BACKEND_KMBUF_RO;
-	fprintf(stderr, "stabled: --backend: '%s' is not auto, private, sealed or kmbuf-ro\n", s);
+	fprintf(stderr, "stabled: --backend: '%s' is not auto, private, ro-view, sealed or kmbuf-ro\n", s);
 	exit(EXIT_USAGE);
 }
 

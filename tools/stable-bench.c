@@ -270,11 +270,21 @@ static void run_copy(struct bench *b, struct result *r)
 	close(fd);
 }
 
-static const char *const modes[] = {
-	"kmbuf-ro", "sealed", "private", "pbuf-inplace", "copy-verify",
+/* libstable's backends, strongest first, then the two baselines */
+static const struct mode {
+	const char *name;
+	enum stable_backend backend;	/* AUTO: a baseline */
+	const char *guarantee;
+} modes[] = {
+	{ "kmbuf-ro", STABLE_BACKEND_KMBUF_RO, "kernel-ro" },
+	{ "sealed", STABLE_BACKEND_SEALED, "sealed" },
+	{ "ro-view", STABLE_BACKEND_RO_VIEW, "ro-view" },
+	{ "private", STABLE_BACKEND_PRIVATE, "none" },
+	{ "pbuf-inplace", STABLE_BACKEND_AUTO, "none (mutable after check)" },
+	{ "copy-verify", STABLE_BACKEND_AUTO, "none (copy)" },
 };
 
-static void run(struct bench *b, const char *mode, struct result *r)
+static void run(struct bench *b, const struct mode *mode, struct result *r)
 {
 	double t0, c0;
 
@@ -283,13 +293,9 @@ static void run(struct bench *b, const char *mode, struct result *r)
 	b->rng = 0x2545F4914F6CDD1Dull;
 	t0 = now();
 	c0 = cpu_now();
-	if (!strcmp(mode, "kmbuf-ro"))
-		run_libstable(b, STABLE_BACKEND_KMBUF_RO, r);
-	else if (!strcmp(mode, "sealed"))
-		run_libstable(b, STABLE_BACKEND_SEALED, r);
-	else if (!strcmp(mode, "private"))
-		run_libstable(b, STABLE_BACKEND_PRIVATE, r);
-	else if (!strcmp(mode, "pbuf-inplace"))
+	if (mode->backend != STABLE_BACKEND_AUTO)
+		run_libstable(b, mode->backend, r);
+	else if (!strcmp(mode->name, "pbuf-inplace"))
 		run_pbuf(b, r);
 	else
 		run_copy(b, r);
@@ -303,7 +309,7 @@ static void usage(FILE *f)
 "Usage: stable-bench [OPTIONS] IMAGE\n"
 "Read IMAGE through each libstable backend and two baselines, side by side.\n"
 "\n"
-"  -m, --mode=NAME     only this mode (kmbuf-ro, sealed, private, pbuf-inplace,\n"
+"  -m, --mode=NAME     only this mode (kmbuf-ro, sealed, ro-view, private, pbuf-inplace,\n"
 "                      copy-verify); default: all\n"
 "  -s, --size=N        bytes per read, a multiple of the block size (65536)\n"
 "  -r, --random        random aligned offsets (default sequential)\n"
@@ -378,26 +384,25 @@ int main(int argc, char **argv)
 		double mibs;
 
 		/* baselines first (the loop runs backwards), so ratios can follow */
-		if (only && strcmp(only, modes[i]))
+		if (only && strcmp(only, modes[i].name))
 			continue;
-		run(&b, modes[i], &r);
+		run(&b, &modes[i], &r);
 		if (r.err) {
-			printf("%-13s %8zu %-10s %-6s %10s\n", modes[i], b.size,
+			printf("%-13s %8zu %-10s %-6s %10s\n", modes[i].name, b.size,
 			       b.random ? "random" : "sequential", b.direct ? "direct" : "cached",
 			       "n/a");
 			continue;
 		}
 		mibs = (double)r.bytes / (1 << 20) / r.secs;
-		if (!strcmp(modes[i], "pbuf-inplace"))
+		if (!strcmp(modes[i].name, "pbuf-inplace"))
 			base_pbuf = mibs;
-		if (!strcmp(modes[i], "copy-verify"))
+		if (!strcmp(modes[i].name, "copy-verify"))
 			base_copy = mibs;
-		printf("%-13s %8zu %-10s %-6s %10.0f %12.3f %9.2f %9.2f %s%s\n", modes[i], b.size,
+		printf("%-13s %8zu %-10s %-6s %10.0f %12.3f %9.2f %9.2f %s%s\n", modes[i].name, b.size,
 		       b.random ? "random" : "sequential", b.direct ? "direct" : "cached", mibs,
 		       r.cpu / ((double)r.bytes / (1 << 30)),
 		       base_pbuf ? mibs / base_pbuf : 0.0, base_copy ? mibs / base_copy : 0.0,
-		       i < 3 ? (i == 0 ? "kernel-ro" : i == 1 ? "sealed" : "none")
-			     : i == 3 ? "none (mutable after check)" : "none (copy)",
+		       modes[i].guarantee,
 		       r.bad ? " BAD-BLOCKS" : "");
 		fflush(stdout);
 	}
