@@ -366,7 +366,8 @@ static void wait_until_due(struct worker *w, struct __kernel_timespec *ts)
 	uint64_t due = 0, now;
 
 	for (struct wconn *wc = w->conns; wc; wc = wc->next)
-		if (wc->c.later_due_ns && (!due || wc->c.later_due_ns < due))
+		if (wc->c.later_due_ns && !wc->closing && wc->c.state != CS_DEAD &&
+		    (!due || wc->c.later_due_ns < due))
 			due = wc->c.later_due_ns;
 	ts->tv_sec = 1;
 	ts->tv_nsec = 0;
