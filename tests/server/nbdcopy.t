@@ -1,7 +1,9 @@
 #!/bin/sh
 # Description: nbdcopy (libnbd) copies exports to files byte for byte,
 # with one and with four connections and many requests in flight, for
-# an odd-sized image and one with requests larger than a reader buffer.
+# an odd-sized image and one with requests larger than a reader buffer;
+# then with each backend forced (private, ro-view, sealed): the same
+# bytes, and the start-up log names the backend.
 . "$(dirname "$0")/lib.sh"
 need nbdcopy
 
@@ -24,4 +26,15 @@ trun 180 nbdcopy --request-size=33554432 --requests=4 "nbd+unix:///big?socket=$S
 exits "nbdcopy with 32 MiB requests" 0
 same_file "$T_DIR/big.out" "$T_DIR/big.raw" "nbdcopy with 32 MiB requests: bytes equal"
 stop_server
+
+for backend in private ro-view sealed; do
+	: >"$LOG"
+	start_server --backend=$backend "$T_DIR/big.stable" || continue
+	like "$LOG" "backend $backend, guarantee" "--backend=$backend: the log names it"
+	rm -f "$T_DIR/big.out"
+	trun 180 nbdcopy --connections=4 --requests=16 "nbd+unix:///big?socket=$SOCK" "$T_DIR/big.out"
+	exits "--backend=$backend: nbdcopy, 4 connections" 0
+	same_file "$T_DIR/big.out" "$T_DIR/big.raw" "--backend=$backend: bytes equal"
+	stop_server
+done
 done_testing

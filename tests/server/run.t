@@ -39,7 +39,7 @@ like "$T_DIR/out" '^uri=nbd\+unix:///\?socket=/.*/socket$' "--run sets \$uri to 
 like "$T_DIR/out" '^sock=/' "--run sets \$unixsocket"
 like "$T_DIR/out" '^100000$' "the command reaches the export through \$uri"
 like "$T_DIR/err" "export 'disk' \(default\): .*100000 bytes" "the start-up summary names the export and its size"
-like "$T_DIR/err" "backend [a-z-]+, guarantee (none|sealed|kernel-ro)" "the start-up summary names the backend and guarantee"
+like "$T_DIR/err" "backend [a-z-]+, guarantee (none|ro-view|sealed|kernel-ro)" "the start-up summary names the backend and guarantee"
 
 trun 60 "$STABLED" -f --run 'exit 7' "$T_DIR/disk.img"
 exits "--run passes on the command's exit status" 7
