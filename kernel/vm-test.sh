@@ -129,7 +129,11 @@ PATH=$PATH:/sbin:/usr/sbin mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_in
 
 start=$(date +%s)
 set +e
-timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp "$smp" -m "$mem" \
+# one core per socket: without ACPI the kernel learns its CPUs from
+# SeaBIOS's MP table, which lists one per socket, so "-smp 2" alone (one
+# socket, two cores) boots with a single CPU
+timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max \
+	-smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" \
 	-nographic -no-reboot -monitor none \
 	-kernel "$image" -initrd "$out/initrd.gz" \
 	-drive file="$out/disk.img",if=virtio,format=raw,cache=unsafe \
