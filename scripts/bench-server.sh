@@ -44,7 +44,7 @@ done
 
 echo "bench-server: making $size of data and its image in $dir" >&2
 fio --name=mk --filename="$dir/data.raw" --size="$size" --rw=write --bs=1M \
-	--ioengine=psync --refill_buffers --output=/dev/null
+	--ioengine=psync --refill_buffers --eta=never --output=/dev/null
 "$bindir/stable-mkimage" -q "$dir/data.raw" "$dir/data.stable" >/dev/null
 cat "$dir/data.raw" "$dir/data.stable" >/dev/null	# into the page cache
 
@@ -82,6 +82,14 @@ start() {
 	spid=$!
 	i=0
 	while [ ! -S "$dir/sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	# stabled names its backend in the log just after it listens: wait
+	# for the line (slow in the VM) before the row's label reads it
+	case $1 in stabled|baseline)
+		while ! grep -q ' backend ' "$dir/stabled.log" && [ $i -lt 200 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+	esac
 	# nbdkit and qemu-nbd may fork: measure the process holding the socket
 	sleep 0.3
 }
