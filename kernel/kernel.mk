@@ -133,10 +133,11 @@ $(BENCH_VM_SHIM): kernel/vm-shm-shim.c
 
 bench-server-vm: kernel $(BUILD)/bin/stabled $(BUILD)/bin/stable-mkimage $(BENCH_VM_SHIM)
 	@mkdir -p $(BUILD)/kernel-bench-server/none
+	@echo "# host load average before: $$(cut -d' ' -f1-3 /proc/loadavg)" > $(BUILD)/kernel-bench-server/host-load.txt
 	VM_EXTRA_BIN="$(abspath $(BUILD)/bin/stabled $(BUILD)/bin/stable-mkimage \
 		scripts/bench-server.sh $(BENCH_VM_SHIM))" \
 	VM_HOST_PROGS="$(strip $(BENCH_VM_PROGS))" \
-	VM_ENV='export BENCH_SIZE=$(BENCH_VM_SIZE) BENCH_SECONDS=$(BENCH_VM_SECONDS) BENCH_SERVERS="$(BENCH_VM_SERVERS)"' \
+	VM_ENV='export BENCH_SIZE=$(BENCH_VM_SIZE) BENCH_SECONDS=$(BENCH_VM_SECONDS) BENCH_FINE=1 BENCH_SERVERS="$(BENCH_VM_SERVERS)"' \
 	VM_DISK_MB=$(BENCH_VM_DISK_MB) KVM_MEM=$${KVM_MEM:-$(BENCH_VM_MEM)} KVM_SMP=$${KVM_SMP:-2} \
 	KTEST_TIMEOUT=$${KTEST_TIMEOUT:-1500} KVM_TIMEOUT=$${KVM_TIMEOUT:-1800} \
 	KERNEL_LOCK=$(abspath $(KERNEL_BUILD)).lock \
@@ -144,8 +145,10 @@ bench-server-vm: kernel $(BUILD)/bin/stabled $(BUILD)/bin/stable-mkimage $(BENCH
 		$(BUILD)/kernel-bench-server-vm kernel/vm-bench-server.sh \
 		> $(BUILD)/kernel-bench-server/verdict.txt || \
 		{ cat $(BUILD)/kernel-bench-server/verdict.txt; exit 1; }
+	@echo "# host load average after: $$(cut -d' ' -f1-3 /proc/loadavg)" >> $(BUILD)/kernel-bench-server/host-load.txt
 	sed -n '/^KTEST-START vm-bench-server.sh/,/^KTEST-RESULT vm-bench-server.sh/p' \
 		$(BUILD)/kernel-bench-server-vm/console.txt | grep -v '^KTEST-'
+	@cat $(BUILD)/kernel-bench-server/host-load.txt
 
 TEST_TARGETS += checkpatch test-kernel-host uapi-check vm-test
 

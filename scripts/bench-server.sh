@@ -19,7 +19,8 @@
 # picks the rows (default "stabled stabled-private nbdkit qemu-nbd"; also
 # stabled-sealed, baseline, baseline-private). The same script runs in
 # the VM for make bench-server-vm (kernel/vm-bench-server.sh), under
-# busybox: sh, awk and no python3.
+# busybox: sh, awk and no python3. BENCH_FINE=1 prints MiB/s to a tenth
+# and IOPS unrounded, for the VM's rows of a few MiB/s and 1000 IOPS.
 set -eu
 bindir=${1:-build/bin}
 secs=${BENCH_SECONDS:-8}
@@ -125,7 +126,7 @@ for server in $servers; do
 			# KiB/s, 8 the IOPS (awk, for the VM's busybox has no python3)
 			awk -F';' -v server="$label" -v name="$name" -v jobs="$jobs" \
 				-v ticks="$((t1 - t0))" -v hz="$hz" -v load="$load" \
-				-v status="/proc/$spid/status" '
+				-v status="/proc/$spid/status" -v fine="${BENCH_FINE:-}" '
 				/^3;/ { kib = $6; bw = $7; iops = $8 }
 				END {
 					rss = 0
@@ -133,8 +134,15 @@ for server in $servers; do
 						if (line ~ /^VmHWM:/) { split(line, f, " "); rss = f[2] / 1024 }
 					gib = kib / 1048576
 					cpu = ticks / hz
-					printf "| %s | %s | %s | %.0f | %.1fk | %.2f | %.0f | %s |\n",
-						server, name, jobs, bw / 1024, iops / 1000,
+					if (fine) {
+						mib = sprintf("%.1f", bw / 1024)
+						ops = sprintf("%d", iops)
+					} else {
+						mib = sprintf("%.0f", bw / 1024)
+						ops = sprintf("%.1fk", iops / 1000)
+					}
+					printf "| %s | %s | %s | %s | %s | %.2f | %.0f | %s |\n",
+						server, name, jobs, mib, ops,
 						gib ? cpu / gib : 0, rss, load
 				}' "$dir/fio.terse"
 		done
