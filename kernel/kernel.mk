@@ -5,6 +5,9 @@
 #   make kernel            fetch linux-source-7.3, apply kernel/patches, build bzImage
 #   make vm-test           boot it under qemu (TCG) and run tests/kernel/ inside,
 #                          the kernel's NBD client against stabled among them
+#   make bench-vm          stable-bench in the VM (figures, kmbuf-ro included)
+#   make bench-server-vm   make bench-server's table in the VM: stabled on
+#                          kmbuf-ro, private and sealed against nbdkit
 #   make checkpatch        scripts/checkpatch.pl --strict over the series
 #   make test-kernel-host  tests/kernel/ on the running kernel (they skip without the series)
 #   make uapi-check        include/stable/kmbuf_uapi.h against the patched uapi header
@@ -33,7 +36,7 @@ KTEST_HOST := $(BUILD)/kernel-tests/host
 KTEST_STATIC := $(BUILD)/kernel-tests/static
 KVM_DIR := $(BUILD)/kernel-vm
 
-.PHONY: bench-vm kernel kernel-source vm-test checkpatch test-kernel-host uapi-check check-series \
+.PHONY: bench-vm bench-server-vm kernel kernel-source vm-test checkpatch test-kernel-host uapi-check check-series \
 	kernel-tests-static
 
 kernel-source:
@@ -106,6 +109,46 @@ bench-vm: kernel $(BUILD)/bin/stable-bench $(BUILD)/bin/stable-mkimage
 		{ cat $(BUILD)/kernel-bench/verdict.txt; exit 1; }
 	sed -n '/^KTEST-START vm-bench.sh/,/^KTEST-RESULT vm-bench.sh/p' \
 		$(BUILD)/kernel-bench-vm/console.txt | grep -v '^KTEST-'
+
+# make bench-server's table in the VM: scripts/bench-server.sh runs in
+# the guest (kernel/vm-bench-server.sh) with stabled on kmbuf-ro, its
+# private and sealed backends, nbdkit -r file and qemu-nbd side by side.
+# fio, nbdkit with its file plugin (dlopened: carried by path) and
+# qemu-nbd come from the host with their libraries; fio runs with
+# kernel/vm-shm-shim.c preloaded, the kernel having no System V IPC. The data and its
+# image sit on the ext4 disk, which must hold both; the guest's RAM must
+# keep them in page cache. TCG: about 25 s per row at 20 s a row.
+BENCH_VM_SIZE ?= 256M
+BENCH_VM_SECONDS ?= 20
+BENCH_VM_SERVERS ?= stabled stabled-private stabled-sealed nbdkit qemu-nbd
+BENCH_VM_MEM ?= 2G
+BENCH_VM_DISK_MB ?= 1024
+BENCH_VM_PROGS = $(foreach p,fio $(filter nbdkit qemu-nbd,$(BENCH_VM_SERVERS)),$(shell command -v $(p))) \
+	$(if $(filter nbdkit,$(BENCH_VM_SERVERS)),$(shell nbdkit --dump-config 2>/dev/null | \
+		sed -n 's/^plugindir=//p')/nbdkit-file-plugin.so)
+BENCH_VM_SHIM := $(BUILD)/kernel-bench-server/vm-shm-shim.so
+$(BENCH_VM_SHIM): kernel/vm-shm-shim.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -shared -fPIC $< -o $@
+
+bench-server-vm: kernel $(BUILD)/bin/stabled $(BUILD)/bin/stable-mkimage $(BENCH_VM_SHIM)
+	@mkdir -p $(BUILD)/kernel-bench-server/none
+	@echo "# host load average before: $$(cut -d' ' -f1-3 /proc/loadavg)" > $(BUILD)/kernel-bench-server/host-load.txt
+	VM_EXTRA_BIN="$(abspath $(BUILD)/bin/stabled $(BUILD)/bin/stable-mkimage \
+		scripts/bench-server.sh $(BENCH_VM_SHIM))" \
+	VM_HOST_PROGS="$(strip $(BENCH_VM_PROGS))" \
+	VM_ENV='export BENCH_SIZE=$(BENCH_VM_SIZE) BENCH_SECONDS=$(BENCH_VM_SECONDS) BENCH_FINE=1 BENCH_SERVERS="$(BENCH_VM_SERVERS)"' \
+	VM_DISK_MB=$(BENCH_VM_DISK_MB) KVM_MEM=$${KVM_MEM:-$(BENCH_VM_MEM)} KVM_SMP=$${KVM_SMP:-2} \
+	KTEST_TIMEOUT=$${KTEST_TIMEOUT:-1500} KVM_TIMEOUT=$${KVM_TIMEOUT:-1800} \
+	KERNEL_LOCK=$(abspath $(KERNEL_BUILD)).lock \
+		kernel/vm-test.sh $(KERNEL_IMAGE) $(BUILD)/kernel-bench-server/none \
+		$(BUILD)/kernel-bench-server-vm kernel/vm-bench-server.sh \
+		> $(BUILD)/kernel-bench-server/verdict.txt || \
+		{ cat $(BUILD)/kernel-bench-server/verdict.txt; exit 1; }
+	@echo "# host load average after: $$(cut -d' ' -f1-3 /proc/loadavg)" >> $(BUILD)/kernel-bench-server/host-load.txt
+	sed -n '/^KTEST-START vm-bench-server.sh/,/^KTEST-RESULT vm-bench-server.sh/p' \
+		$(BUILD)/kernel-bench-server-vm/console.txt | grep -v '^KTEST-'
+	@cat $(BUILD)/kernel-bench-server/host-load.txt
 
 TEST_TARGETS += checkpatch test-kernel-host uapi-check vm-test
 

@@ -22,6 +22,12 @@
 # /usr/sbin/nbd-client, which a busybox applet must not shadow), both with
 # their libraries. VM_DISK_DIR is a directory copied onto the ext4 disk
 # (mkfs.ext4 -d), which grows by its size: fixtures for the tests.
+# VM_DISK_MB sets the disk's size before that growth (default 256).
+#
+# For benchmarks (make bench-vm, make bench-server-vm): KTEST_TIMEOUT is
+# the seconds each program may run (default 300), and VM_ENV is shell
+# text the guest's init sources before the programs run, e.g.
+# 'export BENCH_SECONDS=20 BENCH_SERVERS="a b"'.
 #
 # usage: vm-test.sh BZIMAGE TEST_DIR OUT_DIR [PROGRAM...]
 set -euo pipefail
@@ -77,6 +83,11 @@ for prog in ${VM_HOST_PROGS:-}; do
 	cp -L "$prog" "$out/root$prog"
 	carry_libs "$prog"
 done
+mkdir -p "$out/root/etc"
+{
+	printf 'ktest_timeout=%s\n' "${KTEST_TIMEOUT:-300}"
+	printf '%s\n' "${VM_ENV:-}"
+} > "$out/root/etc/ktest.env"
 cat > "$out/root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -87,11 +98,12 @@ mount -t devtmpfs dev /dev 2>/dev/null
 mount -t tmpfs tmp /tmp
 mount -t ext4 /dev/vda /mnt || echo "KTEST-NOTE no ext4 disk"
 echo 1 > /proc/sys/kernel/panic_on_warn 2>/dev/null
+. /etc/ktest.env
 echo "KTEST-BEGIN"
 for t in /tests/*; do
 	name=${t##*/}
 	echo "KTEST-START $name"
-	KMBUF_TEST_DIR=/mnt STABLE_TMP=/mnt STABLE_REQUIRE_KMBUF=1 timeout 300 "$t"
+	KMBUF_TEST_DIR=/mnt STABLE_TMP=/mnt STABLE_REQUIRE_KMBUF=1 timeout "$ktest_timeout" "$t"
 	echo "KTEST-RESULT $name $?"
 done
 echo "KTEST-DMESG-BEGIN"
@@ -104,7 +116,7 @@ INIT
 chmod +x "$out/root/init"
 (cd "$out/root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initrd.gz"
 
-disk_mb=256
+disk_mb=${VM_DISK_MB:-256}
 populate=()
 if [ -n "${VM_DISK_DIR:-}" ]; then
 	disk_mb=$((disk_mb + $(du -s -m --apparent-size "$VM_DISK_DIR" | cut -f1)))
@@ -117,7 +129,11 @@ PATH=$PATH:/sbin:/usr/sbin mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_in
 
 start=$(date +%s)
 set +e
-timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp "$smp" -m "$mem" \
+# one core per socket: without ACPI the kernel learns its CPUs from
+# SeaBIOS's MP table, which lists one per socket, so "-smp 2" alone (one
+# socket, two cores) boots with a single CPU
+timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max \
+	-smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" \
 	-nographic -no-reboot -monitor none \
 	-kernel "$image" -initrd "$out/initrd.gz" \
 	-drive file="$out/disk.img",if=virtio,format=raw,cache=unsafe \
