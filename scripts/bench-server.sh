@@ -1,26 +1,27 @@
 #!/bin/sh
 # make bench-server: fio's nbd engine against stabled, nbdkit (-r file)
-# and qemu-nbd (-r) serving the same page-cached 1 GiB of data, each on a
-# Unix socket: sequential 1 MiB and random 4 KiB reads at queue depth 16,
-# with 1 and 4 connections (fio jobs). stabled runs twice: with the
-# backend it picks on this kernel (named in the row) and with
-# --backend=private (a stabled-sealed row, --backend=sealed, on
-# request: without kmbuf-ro, sealed is the default). Prints a Markdown
-# table with MiB/s, IOPS, the server's CPU seconds per GiB served, its
-# peak RSS and the machine's 1-minute load average when the row started
-# (client and server share the CPUs: a load above their own ~2 means
-# someone else's work is in the figures). Figures, not pass/fail:
-# compare rows of one run.
+# and qemu-nbd (-r) serving the same page-cached 1 GiB of data, each on
+# a Unix socket: sequential 1 MiB and random 4 KiB reads at queue depth
+# 16, with 1 and 4 connections (fio jobs). stabled runs three times:
+# with the backend it picks on this kernel (named in the row), with
+# --backend=ro-view and with --backend=private (a stabled-sealed row,
+# --backend=sealed, on request: without kmbuf-ro, sealed is the
+# default). Prints a Markdown table with MiB/s, IOPS, the server's CPU
+# seconds per GiB served, its peak RSS and the machine's 1-minute load
+# average when the row started (client and server share the CPUs: a load
+# above their own ~2 means someone else's work is in the figures).
+# Figures, not pass/fail: compare rows of one run.
 #
 #   sh scripts/bench-server.sh BINDIR      (BENCH_SECONDS=8 BENCH_SIZE=1G)
 #
 # BENCH_BASELINE=/path/to/an/older/stabled adds its rows (both backends)
 # to the same run, for before/after figures side by side. BENCH_SERVERS
-# picks the rows (default "stabled stabled-private nbdkit qemu-nbd"; also
-# stabled-sealed, baseline, baseline-private). The same script runs in
-# the VM for make bench-server-vm (kernel/vm-bench-server.sh), under
-# busybox: sh, awk and no python3. BENCH_FINE=1 prints MiB/s to a tenth
-# and IOPS unrounded, for the VM's rows of a few MiB/s and 1000 IOPS.
+# picks the rows (default "stabled stabled-ro-view stabled-private
+# nbdkit qemu-nbd"; also stabled-sealed, baseline, baseline-private).
+# The same script runs in the VM for make bench-server-vm
+# (kernel/vm-bench-server.sh), under busybox: sh, awk and no python3.
+# BENCH_FINE=1 prints MiB/s to a tenth and IOPS unrounded, for the VM's
+# rows of a few MiB/s and 1000 IOPS.
 set -eu
 bindir=${1:-build/bin}
 secs=${BENCH_SECONDS:-8}
@@ -35,7 +36,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-servers="stabled stabled-private nbdkit qemu-nbd"
+servers="stabled stabled-ro-view stabled-private nbdkit qemu-nbd"
 [ -n "${BENCH_BASELINE:-}" ] && servers="baseline baseline-private $servers"
 servers=${BENCH_SERVERS:-$servers}
 for c in fio $servers; do
@@ -61,7 +62,7 @@ start() {
 		"$bindir/stabled" -f -U "$dir/sock" ${threads:+--threads "$threads"} \
 			"$dir/data.stable" 2>"$dir/stabled.log" &
 		;;
-	stabled-private|stabled-sealed)
+	stabled-private|stabled-sealed|stabled-ro-view)
 		"$bindir/stabled" -f -U "$dir/sock" ${threads:+--threads "$threads"} \
 			--backend="${1#stabled-}" "$dir/data.stable" 2>"$dir/stabled.log" &
 		;;
