@@ -120,7 +120,7 @@ bench-vm: kernel $(BUILD)/bin/stable-bench $(BUILD)/bin/stable-mkimage
 # keep them in page cache. TCG: about 25 s per row at 20 s a row.
 BENCH_VM_SIZE ?= 256M
 BENCH_VM_SECONDS ?= 20
-BENCH_VM_SERVERS ?= stabled stabled-ro-view stabled-private stabled-sealed nbdkit qemu-nbd
+BENCH_VM_SERVERS ?= stabled stabled-private stabled-sealed nbdkit qemu-nbd
 BENCH_VM_MEM ?= 2G
 BENCH_VM_DISK_MB ?= 1024
 BENCH_VM_PROGS = $(foreach p,fio $(filter nbdkit qemu-nbd,$(BENCH_VM_SERVERS)),$(shell command -v $(p))) \

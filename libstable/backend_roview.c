@@ -85,7 +85,8 @@ static int roview_init(struct stable_reader *rd, char *err, size_t errlen)
 	v->alias = p;
 	/* a child must not inherit a way to write the parent's buffers */
 	if (madvise(v->alias, v->len, MADV_DONTFORK)) {
-		ret = stable_set_err(err, errlen, -EOPNOTSUPP, "MADV_DONTFORK: %s",
+		ret = stable_set_err(err, errlen, -EOPNOTSUPP,
+				     "MADV_DONTFORK: %s (a fork()ed child would inherit the writable alias)",
 				     strerror(errno));
 		goto out;
 	}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,15 +125,31 @@ static inline int tu_flip(const char *path, uint64_t off, int bit)
 	return ret;
 }
 
+/* Is this a kernel built without madvise(2) (the VM's minimal config)? */
+static inline int tu_no_madvise(void)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int nosys;
+
+	if (p == MAP_FAILED)
+		return 0;
+	nosys = madvise(p, 4096, MADV_DONTFORK) && errno == ENOSYS;
+	munmap(p, 4096);
+	return nosys;
+}
+
 /*
  * May a test skip this backend because the kernel lacks it? Not kmbuf-ro
  * where STABLE_REQUIRE_KMBUF is set (the VM suite): there a missing
- * backend is a failure, not a skip.
+ * backend is a failure, not a skip. ro-view needs MADV_DONTFORK, so it
+ * may skip only where the kernel has no madvise(2) at all.
  */
 static inline int tu_may_skip(enum stable_backend b, int ret)
 {
 	const char *req = getenv("STABLE_REQUIRE_KMBUF");
 
+	if (ret == -EOPNOTSUPP && b == STABLE_BACKEND_RO_VIEW)
+		return tu_no_madvise();
 	return ret == -EOPNOTSUPP && b == STABLE_BACKEND_KMBUF_RO && !(req && *req == '1');
 }
 
