@@ -373,14 +373,16 @@ int main(int argc, char **argv)
 	 * of sequential 1 MiB reads, a 2 MiB window served 7250 MiB/s
 	 * where half the reader (18 MiB) served 4900, at less CPU per GiB
 	 * (docs/benchmarks.md). 16 pieces also hold any DF read (1 MiB,
-	 * 9 pieces if unaligned). Each reader has 36 MiB of buffers (the
-	 * free ones are reused most recent first, so few are ever touched).
+	 * 9 pieces if unaligned). Each reader has 32 MiB of buffers (the
+	 * free ones are reused most recent first, so few are ever touched
+	 * in private memory; kmbuf-ro's are the kernel's, all resident, in a
+	 * ring of a power of two: 256 of 128 KiB, not 288 rounded up to 512).
 	 */
 	wc.server.piece_size = 128u << 10;
 	for (unsigned int i = 0; i < exports.n; i++)
 		if (exports.exp[i].block_size > wc.server.piece_size)
 			wc.server.piece_size = exports.exp[i].block_size;
-	wc.reader.buffers = (36u << 20) / wc.server.piece_size;
+	wc.reader.buffers = (32u << 20) / wc.server.piece_size;
 	if (wc.reader.buffers < 32)
 		wc.reader.buffers = 32;
 	wc.server.max_extents_per_conn = 16;
