@@ -14,7 +14,7 @@
 
 #include "stabled.h"
 
-static const unsigned int delay_ms[] = { 1, 4, 16, 64 };
+static const unsigned int delay_ms[LATER_MAX] = { 1, 4, 16, 64 };
 
 uint64_t later_now_ns(void)
 {
@@ -26,7 +26,8 @@ uint64_t later_now_ns(void)
 
 bool later_defer(struct conn *c, struct rreq *r, struct piece *p)
 {
-	if (p->delays >= sizeof(delay_ms) / sizeof(delay_ms[0]) || c->state == CS_DEAD)
+	if (p->delays >= c->cfg->delayed_rereads || p->delays >= LATER_MAX ||
+	    c->state == CS_DEAD)
 		return false;
 	p->due_ns = later_now_ns() + delay_ms[p->delays++] * 1000000ull;
 	p->next = r->later;

@@ -386,6 +386,7 @@ int main(int argc, char **argv)
 	if (wc.reader.buffers < 32)
 		wc.reader.buffers = 32;
 	wc.server.max_extents_per_conn = 16;
+	wc.server.delayed_rereads = LATER_MAX;
 	wc.reader.min_guarantee = o.require;
 	wc.reader.backend = o.backend;
 	wc.reader.buffer_size = wc.server.piece_size;

@@ -128,6 +128,7 @@ struct server_config {
 	unsigned int max_request;	/* bytes, at most NBD_MAX_REQUEST */
 	unsigned int max_extents_per_conn;
 	unsigned int piece_size;	/* a reader buffer's bytes */
+	unsigned int delayed_rereads;	/* per failed piece, at most LATER_MAX */
 };
 
 enum conn_state {
@@ -230,6 +231,7 @@ bool protocol_submit(struct conn *c);
  * a delay before its client gets EIO, since a writer updating the image
  * in place leaves a block unverifiable until it has written the table.
  */
+#define LATER_MAX 4
 /* Returns true if p is put on r->later (false: its tries are spent). */
 bool later_defer(struct conn *c, struct rreq *r, struct piece *p);
 /* Moves the pieces that are due back to their reads' todo lists. */

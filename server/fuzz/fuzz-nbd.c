@@ -23,6 +23,9 @@ static struct stable_reader *readers[3];
 static struct stable_stats last[3];
 static const struct server_config cfg = {
 	.max_request = 32u << 20, .max_extents_per_conn = 6, .piece_size = 16384,
+	/* no delayed re-reads: a failed read is answered within the input's
+	 * turns, so the error paths stay reachable */
+	.delayed_rereads = 0,
 };
 
 static void die(const char *what, const char *err)
