@@ -12,6 +12,15 @@
 #include "seal.h"
 
 #define SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+/*
+ * For a memfd that was never mapped: F_SEAL_WRITE makes the kernel wait
+ * for pinned pages, and it counts a page that is still in another CPU's
+ * LRU batch as pinned: after about 75 ms it gives up with EBUSY (seen as
+ * a rare read failing with "Device or resource busy"). Pins can only come
+ * through a mapping, so for a memfd that never had one F_SEAL_FUTURE_WRITE
+ * (Linux 5.1) is as final: no write(2), no writable mapping, ever.
+ */
+#define SEALS_UNMAPPED (F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 static size_t page_round(size_t len)
 {
@@ -86,13 +95,18 @@ fail:
 
 int stable_sealed_seal(struct stable_sealed *m)
 {
+	int sealed = 0;
 	void *ro;
 
 	if (m->rw) {
 		munmap(m->rw, m->maplen);
 		m->rw = NULL;
+	} else if (fcntl(m->fd, F_ADD_SEALS, SEALS_UNMAPPED) == 0) {
+		sealed = 1;
+	} else if (errno != EINVAL) {	/* EINVAL before 5.1: seal as below */
+		return -errno;
 	}
-	if (fcntl(m->fd, F_ADD_SEALS, SEALS) < 0)
+	if (!sealed && fcntl(m->fd, F_ADD_SEALS, SEALS) < 0)
 		return -errno;
 	/*
 	 * Not populated: MAP_POPULATE walks the pages one by one and marks
@@ -109,12 +123,20 @@ int stable_sealed_seal(struct stable_sealed *m)
 
 int stable_sealed_copy(struct stable_sealed *m, const void *data, size_t len)
 {
-	int ret = stable_sealed_create(m, len);
+	size_t done = 0;
+	int ret = new_memfd(m, len);
 
-	if (ret)
-		return ret;
-	memcpy(m->rw, data, len);
-	ret = stable_sealed_seal(m);
+	/* written, not mapped: see SEALS_UNMAPPED */
+	while (!ret && done < len) {
+		ssize_t n = pwrite(m->fd, (const uint8_t *)data + done, len - done, (off_t)done);
+
+		if (n < 0 && errno != EINTR)
+			ret = -errno;
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	if (!ret)
+		ret = stable_sealed_seal(m);
 	if (ret)
 		stable_sealed_drop(m);
 	return ret;

@@ -26,7 +26,9 @@ int stable_sealed_create(struct stable_sealed *m, size_t len);
 /*
  * Unmaps the writable mapping, seals (write, shrink, grow, seal), and
  * maps read-only at m->ro. Fails with -EBUSY if anyone still has the
- * memfd mapped writable: then nothing was verified, nothing is lost.
+ * memfd mapped writable: then nothing was verified, nothing is lost. A
+ * memfd that was never mapped is sealed with F_SEAL_FUTURE_WRITE in
+ * place of F_SEAL_WRITE (seal.c says why).
  */
 int stable_sealed_seal(struct stable_sealed *m);
 /*
