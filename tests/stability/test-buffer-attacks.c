@@ -7,8 +7,9 @@
  * with that plain address, an O_DIRECT read, vmsplice). The reader then
  * hashes the bytes again and compares with what it verified.
  *
- * Also a stray store that happens to hit another, writable mapping of the
- * same pages, found in /proc/self/maps.
+ * Also write(2) to the file behind the mapping (a memfd), reopened through
+ * /proc/self/map_files, and a stray store that happens to hit another,
+ * writable mapping of the same pages, found in /proc/self/maps.
  *
  * Expected: under the sealed and kmbuf-ro backends no byte changes and
  * every attack fails (SIGSEGV caught and counted, or an errno). ro-view
@@ -284,6 +285,41 @@ static void alias_store(uint8_t *p, struct attack_result *r)
 	do_store(alias, r);
 }
 
+/*
+ * write(2) to the file behind the buffer's mapping, reopened writable
+ * through /proc/self/map_files (root may): a sealed memfd refuses it.
+ */
+static void file_write(uint8_t *p, struct attack_result *r)
+{
+	unsigned long lo, hi, off;
+	char line[512], path[80], junk[256];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int fd = -1;
+
+	memset(junk, 0x33, sizeof(junk));
+	r->succeeded = 0;
+	r->how = ENOENT;
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %*s %lx", &lo, &hi, &off) != 3 ||
+		    (uintptr_t)p < lo || (uintptr_t)p >= hi)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", lo, hi);
+		fd = open(path, O_RDWR);
+		if (fd < 0) {
+			r->how = errno;
+			break;
+		}
+		ssize_t n = pwrite(fd, junk, sizeof(junk), (off_t)(off + ((uintptr_t)p - lo)));
+
+		r->succeeded = n > 0;
+		r->how = n < 0 ? errno : 0;
+		close(fd);
+		break;
+	}
+	if (f)
+		fclose(f);
+}
+
 static const struct {
 	const char *name;
 	attack_fn fn;
@@ -300,6 +336,7 @@ static const struct {
 	{ "io_uring READ with the buffer address", uring_read_into, 1, 0 },
 	{ "O_DIRECT read into the buffer", direct_read_into, 1, 0 },
 	{ "vmsplice from a pipe into the buffer", vmsplice_into, 1, 0 },
+	{ "write(2) to the mapping's file, reopened via /proc/self/map_files", file_write, 0, 0 },
 	{ "a store through a writable alias found in /proc/self/maps", alias_store, 0, 1 },
 };
 #define NATTACKS (sizeof(attacks) / sizeof(attacks[0]))
