@@ -232,41 +232,56 @@ static void vmsplice_into(uint8_t *p, struct attack_result *r)
 	close(pfd[1]);
 }
 
+/* One line of /proc/self/maps. */
+struct mapping {
+	unsigned long lo, hi, off, ino;
+	char perms[8], dev[16];
+};
+
+static int next_mapping(FILE *f, struct mapping *m)
+{
+	char line[512];
+
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx %7s %lx %15s %lu", &m->lo, &m->hi, m->perms, &m->off,
+			   m->dev, &m->ino) == 6)
+			return 1;
+	return 0;
+}
+
+/* The mapping p is in; 0 if none. */
+static int mapping_of(const void *p, struct mapping *m)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int found = 0;
+
+	while (f && !found && next_mapping(f, m))
+		found = (uintptr_t)p >= m->lo && (uintptr_t)p < m->hi;
+	if (f)
+		fclose(f);
+	return found;
+}
+
 /*
- * Looks in /proc/self/maps for a writable mapping of the same file as
- * the one p is in, covering p's file offset: another way to the same
- * pages. Returns p's address in it, or NULL.
+ * A writable mapping of the same file as the one p is in, covering p's
+ * file offset: another way to the same pages. Returns p's address in it,
+ * or NULL.
  */
 static uint8_t *writable_alias(const uint8_t *p)
 {
-	unsigned long lo, hi, off, ino, vlo = 0, voff = 0, vino = 0;
-	char perms[8], dev[16], vdev[16] = "", line[512];
+	struct mapping v, m;
 	uint8_t *alias = NULL;
-	FILE *f = fopen("/proc/self/maps", "r");
+	unsigned long want;
+	FILE *f;
 
-	for (int pass = 0; f && pass < 2 && !alias; pass++) {
-		rewind(f);
-		while (fgets(line, sizeof(line), f)) {
-			if (sscanf(line, "%lx-%lx %7s %lx %15s %lu", &lo, &hi, perms, &off, dev,
-				   &ino) != 6)
-				continue;
-			if (pass == 0 && (uintptr_t)p >= lo && (uintptr_t)p < hi) {
-				vlo = lo;
-				voff = off;
-				vino = ino;
-				snprintf(vdev, sizeof(vdev), "%s", dev);
-			}
-			if (pass == 1 && vino && ino == vino && !strcmp(dev, vdev) &&
-			    perms[1] == 'w') {
-				unsigned long want = voff + ((uintptr_t)p - vlo);
-
-				if (want >= off && want - off < hi - lo) {
-					alias = (uint8_t *)(lo + (want - off));
-					break;
-				}
-			}
-		}
-	}
+	if (!mapping_of(p, &v) || !v.ino)
+		return NULL;
+	want = v.off + ((uintptr_t)p - v.lo);
+	f = fopen("/proc/self/maps", "r");
+	while (f && !alias && next_mapping(f, &m))
+		if (m.ino == v.ino && !strcmp(m.dev, v.dev) && m.perms[1] == 'w' &&
+		    want >= m.off && want - m.off < m.hi - m.lo)
+			alias = (uint8_t *)(m.lo + (want - m.off));
 	if (f)
 		fclose(f);
 	return alias;
@@ -291,33 +306,26 @@ static void alias_store(uint8_t *p, struct attack_result *r)
  */
 static void file_write(uint8_t *p, struct attack_result *r)
 {
-	unsigned long lo, hi, off;
-	char line[512], path[80], junk[256];
-	FILE *f = fopen("/proc/self/maps", "r");
-	int fd = -1;
+	char path[80], junk[256];
+	struct mapping m;
+	ssize_t n;
+	int fd;
 
-	memset(junk, 0x33, sizeof(junk));
 	r->succeeded = 0;
 	r->how = ENOENT;
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx %*s %lx", &lo, &hi, &off) != 3 ||
-		    (uintptr_t)p < lo || (uintptr_t)p >= hi)
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", lo, hi);
-		fd = open(path, O_RDWR);
-		if (fd < 0) {
-			r->how = errno;
-			break;
-		}
-		ssize_t n = pwrite(fd, junk, sizeof(junk), (off_t)(off + ((uintptr_t)p - lo)));
-
-		r->succeeded = n > 0;
-		r->how = n < 0 ? errno : 0;
-		close(fd);
-		break;
+	if (!mapping_of(p, &m))
+		return;
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", m.lo, m.hi);
+	fd = open(path, O_RDWR);
+	if (fd < 0) {
+		r->how = errno;
+		return;
 	}
-	if (f)
-		fclose(f);
+	memset(junk, 0x33, sizeof(junk));
+	n = pwrite(fd, junk, sizeof(junk), (off_t)(m.off + ((uintptr_t)p - m.lo)));
+	r->succeeded = n > 0;
+	r->how = n < 0 ? errno : 0;
+	close(fd);
 }
 
 static const struct {
