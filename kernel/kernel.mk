@@ -112,7 +112,7 @@ bench-vm: kernel $(BUILD)/bin/stable-bench $(BUILD)/bin/stable-mkimage
 
 # make bench-server's table in the VM: scripts/bench-server.sh runs in
 # the guest (kernel/vm-bench-server.sh) with stabled on kmbuf-ro, its
-# private and sealed backends, nbdkit -r file and qemu-nbd side by side.
+# ro-fixed, private and sealed backends, nbdkit -r file and qemu-nbd side by side.
 # fio, nbdkit with its file plugin (dlopened: carried by path) and
 # qemu-nbd come from the host with their libraries; fio runs with
 # kernel/vm-shm-shim.c preloaded, the kernel having no System V IPC. The data and its
@@ -120,7 +120,7 @@ bench-vm: kernel $(BUILD)/bin/stable-bench $(BUILD)/bin/stable-mkimage
 # keep them in page cache. TCG: about 25 s per row at 20 s a row.
 BENCH_VM_SIZE ?= 256M
 BENCH_VM_SECONDS ?= 20
-BENCH_VM_SERVERS ?= stabled stabled-private stabled-sealed nbdkit qemu-nbd
+BENCH_VM_SERVERS ?= stabled stabled-ro-fixed stabled-private stabled-sealed nbdkit qemu-nbd
 BENCH_VM_MEM ?= 2G
 BENCH_VM_DISK_MB ?= 1024
 BENCH_VM_PROGS = $(foreach p,fio $(filter nbdkit qemu-nbd,$(BENCH_VM_SERVERS)),$(shell command -v $(p))) \

@@ -70,6 +70,7 @@ struct stable_backend_ops {
 extern const struct stable_backend_ops stable_backend_private;
 extern const struct stable_backend_ops stable_backend_sealed;
 extern const struct stable_backend_ops stable_backend_ro_view;
+extern const struct stable_backend_ops stable_backend_ro_fixed;
 extern const struct stable_backend_ops stable_backend_kmbuf_ro;
 
 /* Gets an SQE and fills it with a plain read into buf, tagged. -EBUSY if the SQ is full. */

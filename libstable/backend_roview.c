@@ -1,24 +1,30 @@
 /*
- * The ro-view backend, for kernels without kmbuf rings when the sealed
- * backend's fresh memfd per read costs too much: one memfd holds every
- * buffer of the reader, and the process sees it twice. Reads land
- * through a writable alias that only the library knows; the caller gets
- * a pointer into a read-only view of the same pages. The memfd is sealed
- * with F_SEAL_FUTURE_WRITE before the view is mapped, so the view has no
+ * Two backends for kernels without kmbuf rings, for when the sealed
+ * backend's fresh memfd per read costs too much. Both put every buffer of
+ * the reader in one memfd, allocated once and reused, and give callers
+ * pointers into a read-only view of it. The memfd is sealed with
+ * F_SEAL_FUTURE_WRITE before the view is mapped, so the view has no
  * VM_MAYWRITE: no mprotect, /proc/PID/mem, process_vm_writev or I/O aimed
  * at it can write, and nobody who finds the memfd can write it either.
- * The alias is left out of fork()ed children and written only for a slot
- * that no caller holds (guarantee RO_VIEW, docs/libstable.md). What it
- * does not stop, and sealed does: a stray store into the alias itself.
+ * They differ in how reads reach the pages (docs/libstable.md):
  *
- * Pages are allocated once and reused, so a read costs what a read into
- * private memory costs.
+ * ro-fixed: the pages are registered with the reader's io_uring as fixed
+ * buffers through a writable mapping that is unmapped right after. From
+ * then on no writable mapping of them exists anywhere: only a fixed-buffer
+ * read on the reader's own ring writes them, and the library queues one
+ * only for a slot no caller holds (guarantee RO_FIXED). Needs the pages
+ * pinned, which counts against RLIMIT_MEMLOCK unless CAP_IPC_LOCK.
+ *
+ * ro-view: reads land through a writable alias that only the library
+ * knows, left out of fork()ed children (guarantee RO_VIEW). What it does
+ * not stop, and ro-fixed does: a stray store into the alias itself.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -29,7 +35,8 @@
 
 /* rd->backend */
 struct roview {
-	uint8_t *alias;		/* writable: where reads land */
+	uint8_t *alias;		/* ro-view: writable, where reads land */
+	uintptr_t fixed;	/* ro-fixed: where the buffers were registered (unmapped) */
 	const uint8_t *view;	/* read-only: what callers get */
 	size_t len;
 };
@@ -40,6 +47,8 @@ static void roview_fini(struct stable_reader *rd)
 
 	if (!v)
 		return;
+	if (v->fixed)
+		io_uring_unregister_buffers(&rd->ring);
 	if (v->alias)
 		munmap(v->alias, v->len);
 	if (v->view)
@@ -57,7 +66,51 @@ static int check_view(struct roview *v, char *err, size_t errlen)
 	return 0;
 }
 
-static int roview_init(struct stable_reader *rd, char *err, size_t errlen)
+/* ro-view: a child must not inherit a way to write the parent's buffers. */
+static int keep_alias(struct stable_reader *rd, struct roview *v, char *err, size_t errlen)
+{
+	(void)rd;
+	if (madvise(v->alias, v->len, MADV_DONTFORK))
+		return stable_set_err(err, errlen, -EOPNOTSUPP,
+				      "MADV_DONTFORK: %s (a fork()ed child would inherit the writable alias)",
+				      strerror(errno));
+	return 0;
+}
+
+/* ro-fixed: one fixed buffer per slot (its index is the slot's), then no alias. */
+static int register_and_unmap(struct stable_reader *rd, struct roview *v, char *err,
+			      size_t errlen)
+{
+	struct iovec *iov = calloc(rd->nslots, sizeof(*iov));
+	struct rlimit lim = { 0, 0 };
+	int ret;
+
+	if (!iov)
+		return stable_set_err(err, errlen, -ENOMEM, "no memory");
+	for (unsigned int i = 0; i < rd->nslots; i++) {
+		iov[i].iov_base = v->alias + (size_t)i * rd->buffer_size;
+		iov[i].iov_len = rd->buffer_size;
+	}
+	ret = io_uring_register_buffers(&rd->ring, iov, rd->nslots);
+	free(iov);
+	if (ret == -ENOMEM && !getrlimit(RLIMIT_MEMLOCK, &lim) && lim.rlim_cur != RLIM_INFINITY)
+		return stable_set_err(err, errlen, -EOPNOTSUPP,
+				      "pinning %zu KiB of buffers for io_uring: over RLIMIT_MEMLOCK (%llu KiB)",
+				      v->len >> 10, (unsigned long long)lim.rlim_cur >> 10);
+	if (ret)
+		return stable_set_err(err, errlen, -EOPNOTSUPP,
+				      "registering a memfd's pages as io_uring fixed buffers: %s",
+				      strerror(-ret));
+	v->fixed = (uintptr_t)v->alias;
+	munmap(v->alias, v->len);
+	v->alias = NULL;
+	return 0;
+}
+
+typedef int (*reach_fn)(struct stable_reader *rd, struct roview *v, char *err, size_t errlen);
+
+/* The pool, its writable mapping, then how reads reach it, then the view. */
+static int pool_init(struct stable_reader *rd, reach_fn reach, char *err, size_t errlen)
 {
 	struct roview *v = calloc(1, sizeof(*v));
 	int fd, ret = 0;
@@ -83,14 +136,10 @@ static int roview_init(struct stable_reader *rd, char *err, size_t errlen)
 		goto out;
 	}
 	v->alias = p;
-	/* a child must not inherit a way to write the parent's buffers */
-	if (madvise(v->alias, v->len, MADV_DONTFORK)) {
-		ret = stable_set_err(err, errlen, -EOPNOTSUPP,
-				     "MADV_DONTFORK: %s (a fork()ed child would inherit the writable alias)",
-				     strerror(errno));
+	ret = reach(rd, v, err, errlen);
+	if (ret)
 		goto out;
-	}
-	/* F_SEAL_FUTURE_WRITE (5.1): the alias stays, no new writer comes */
+	/* F_SEAL_FUTURE_WRITE (5.1): what exists stays, no new writer comes */
 	if (fcntl(fd, F_ADD_SEALS, POOL_SEALS)) {
 		ret = stable_set_err(err, errlen, -EOPNOTSUPP, "sealing the buffer memfd: %s",
 				     strerror(errno));
@@ -109,6 +158,16 @@ out:
 	return ret;
 }
 
+static int roview_init(struct stable_reader *rd, char *err, size_t errlen)
+{
+	return pool_init(rd, keep_alias, err, errlen);
+}
+
+static int rofixed_init(struct stable_reader *rd, char *err, size_t errlen)
+{
+	return pool_init(rd, register_and_unmap, err, errlen);
+}
+
 static int roview_queue_read(struct stable_reader *rd, struct stable_slot *s,
 			     int fd, uint64_t off, size_t len, uint64_t tag)
 {
@@ -116,6 +175,21 @@ static int roview_queue_read(struct stable_reader *rd, struct stable_slot *s,
 
 	return stable_queue_plain_read(rd, v->alias + (size_t)s->index * rd->buffer_size,
 				       fd, off, len, tag);
+}
+
+static int rofixed_queue_read(struct stable_reader *rd, struct stable_slot *s,
+			      int fd, uint64_t off, size_t len, uint64_t tag)
+{
+	struct roview *v = rd->backend;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&rd->ring);
+
+	if (!sqe)
+		return -EBUSY;
+	/* the address only names a place in the registered buffer */
+	io_uring_prep_read_fixed(sqe, fd, (void *)(v->fixed + (size_t)s->index * rd->buffer_size),
+				 (unsigned int)len, off, (int)s->index);
+	io_uring_sqe_set_data64(sqe, tag);
+	return 0;
 }
 
 static int roview_complete(struct stable_reader *rd, struct stable_slot *s,
@@ -143,6 +217,16 @@ const struct stable_backend_ops stable_backend_ro_view = {
 	.init = roview_init,
 	.fini = roview_fini,
 	.queue_read = roview_queue_read,
+	.complete = roview_complete,
+	.put = roview_put,
+};
+
+const struct stable_backend_ops stable_backend_ro_fixed = {
+	.name = "ro-fixed",
+	.guarantee = STABLE_GUARANTEE_RO_FIXED,
+	.init = rofixed_init,
+	.fini = roview_fini,
+	.queue_read = rofixed_queue_read,
 	.complete = roview_complete,
 	.put = roview_put,
 };

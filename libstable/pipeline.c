@@ -34,7 +34,7 @@ static int aux_reserve(struct stable_reader *rd, struct stable_slot *s, size_t s
  * Hands out bytes the library produced itself (rebuilt or inflated) from
  * s->aux. A backend that promises more than NONE gets a sealed copy, so
  * these bytes are at least as immutable as read ones (at most SEALED: the
- * kernel cannot own memory we wrote; ro-view's buffers hold the stored
+ * kernel cannot own memory we wrote; ro-view's and ro-fixed's buffers hold the stored
  * bytes being inflated, so they cannot take these). Failing to seal is an
  * error, not a quiet downgrade.
  */

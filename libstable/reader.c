@@ -19,25 +19,73 @@
 #define MAX_BUFFERS 4096
 
 /* Strongest first: AUTO takes the first whose init succeeds. */
-static const struct stable_backend_ops *const backends[] = {
+static const struct stable_backend_ops *const strongest_first[] = {
 	&stable_backend_kmbuf_ro,
+	&stable_backend_sealed,
+	&stable_backend_ro_fixed,
+	&stable_backend_ro_view,
+	&stable_backend_private,
+};
+
+/*
+ * AUTO_FAST: the strongest of those that cost nothing per read first;
+ * sealed (fresh pages and a mapping per read) only when neither works.
+ */
+static const struct stable_backend_ops *const fast_first[] = {
+	&stable_backend_kmbuf_ro,
+	&stable_backend_ro_fixed,
 	&stable_backend_sealed,
 	&stable_backend_ro_view,
 	&stable_backend_private,
 };
 
+#define NBACKENDS (sizeof(strongest_first) / sizeof(strongest_first[0]))
+
 static const char *const guarantee_names[] = {
 	[STABLE_GUARANTEE_NONE] = "none",
 	[STABLE_GUARANTEE_RO_VIEW] = "ro-view",
+	[STABLE_GUARANTEE_RO_FIXED] = "ro-fixed",
 	[STABLE_GUARANTEE_SEALED] = "sealed",
 	[STABLE_GUARANTEE_KERNEL_RO] = "kernel-ro",
 };
 
+static const char *const backend_names[] = {
+	[STABLE_BACKEND_AUTO] = "auto",
+	[STABLE_BACKEND_AUTO_FAST] = "auto-fast",
+	[STABLE_BACKEND_PRIVATE] = "private",
+	[STABLE_BACKEND_RO_VIEW] = "ro-view",
+	[STABLE_BACKEND_RO_FIXED] = "ro-fixed",
+	[STABLE_BACKEND_SEALED] = "sealed",
+	[STABLE_BACKEND_KMBUF_RO] = "kmbuf-ro",
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 const char *stable_guarantee_name(enum stable_guarantee g)
 {
-	if ((unsigned int)g >= sizeof(guarantee_names) / sizeof(guarantee_names[0]))
+	if ((unsigned int)g >= COUNT(guarantee_names))
 		return "unknown";
 	return guarantee_names[g];
+}
+
+int stable_guarantee_from_name(const char *name, enum stable_guarantee *g)
+{
+	for (unsigned int i = 0; name && i < COUNT(guarantee_names); i++)
+		if (!strcmp(name, guarantee_names[i])) {
+			*g = (enum stable_guarantee)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int stable_backend_from_name(const char *name, enum stable_backend *b)
+{
+	for (unsigned int i = 0; name && i < COUNT(backend_names); i++)
+		if (backend_names[i] && !strcmp(name, backend_names[i])) {
+			*b = (enum stable_backend)i;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 int stable_rd_err(struct stable_reader *rd, int ret, const char *fmt, ...)
@@ -52,17 +100,11 @@ int stable_rd_err(struct stable_reader *rd, int ret, const char *fmt, ...)
 
 static const struct stable_backend_ops *forced(enum stable_backend b)
 {
-	static const char *const names[] = {
-		[STABLE_BACKEND_PRIVATE] = "private",
-		[STABLE_BACKEND_SEALED] = "sealed",
-		[STABLE_BACKEND_KMBUF_RO] = "kmbuf-ro",
-		[STABLE_BACKEND_RO_VIEW] = "ro-view",
-	};
-
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		if ((unsigned int)b < sizeof(names) / sizeof(names[0]) &&
-		    names[b] && !strcmp(backends[i]->name, names[b]))
-			return backends[i];
+	if ((unsigned int)b >= COUNT(backend_names) || !backend_names[b])
+		return NULL;
+	for (size_t i = 0; i < NBACKENDS; i++)
+		if (!strcmp(strongest_first[i]->name, backend_names[b]))
+			return strongest_first[i];
 	return NULL;
 }
 
@@ -72,10 +114,13 @@ static int pick_backend(struct stable_reader *rd,
 {
 	enum stable_guarantee want = o ? o->min_guarantee : STABLE_GUARANTEE_NONE;
 	enum stable_backend b = o ? o->backend : STABLE_BACKEND_AUTO;
+	const struct stable_backend_ops *const *order = strongest_first;
 	char why[256] = "";
 	int ret = -EOPNOTSUPP;
 
-	if (b != STABLE_BACKEND_AUTO) {
+	if (b == STABLE_BACKEND_AUTO_FAST)
+		order = fast_first;
+	else if (b != STABLE_BACKEND_AUTO) {
 		rd->ops = forced(b);
 		if (!rd->ops)
 			return stable_set_err(err, errlen, -EOPNOTSUPP,
@@ -89,10 +134,10 @@ static int pick_backend(struct stable_reader *rd,
 					      stable_guarantee_name(want));
 		return rd->ops->init(rd, err, errlen);
 	}
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-		if (backends[i]->guarantee < want)
-			break;
-		rd->ops = backends[i];
+	for (size_t i = 0; i < NBACKENDS; i++) {
+		if (order[i]->guarantee < want)
+			continue;
+		rd->ops = order[i];
 		ret = rd->ops->init(rd, why, sizeof(why));
 		if (ret == 0)
 			return 0;

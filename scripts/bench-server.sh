@@ -3,10 +3,10 @@
 # and qemu-nbd (-r) serving the same page-cached 1 GiB of data, each on
 # a Unix socket: sequential 1 MiB and random 4 KiB reads at queue depth
 # 16, with 1 and 4 connections (fio jobs). stabled runs three times:
-# with the backend it picks on this kernel (named in the row), with
-# --backend=ro-view and with --backend=private (a stabled-sealed row,
-# --backend=sealed, on request: without kmbuf-ro, sealed is the
-# default). Prints a Markdown table with MiB/s, IOPS, the server's CPU
+# with the backend it picks on this kernel by default (named in the row:
+# kmbuf-ro, else ro-fixed), with --backend=sealed (the strongest a stock
+# kernel offers, at a cost per read) and with --backend=private (rows
+# stabled-ro-view and stabled-ro-fixed on request). Prints a Markdown table with MiB/s, IOPS, the server's CPU
 # seconds per GiB served, its peak RSS and the machine's 1-minute load
 # average when the row started (client and server share the CPUs: a load
 # above their own ~2 means someone else's work is in the figures).
@@ -16,8 +16,9 @@
 #
 # BENCH_BASELINE=/path/to/an/older/stabled adds its rows (both backends)
 # to the same run, for before/after figures side by side. BENCH_SERVERS
-# picks the rows (default "stabled stabled-ro-view stabled-private
-# nbdkit qemu-nbd"; also stabled-sealed, baseline, baseline-private).
+# picks the rows (default "stabled stabled-sealed stabled-private nbdkit
+# qemu-nbd"; also stabled-ro-view, stabled-ro-fixed, baseline,
+# baseline-private).
 # The same script runs in the VM for make bench-server-vm
 # (kernel/vm-bench-server.sh), under busybox: sh, awk and no python3.
 # BENCH_FINE=1 prints MiB/s to a tenth and IOPS unrounded, for the VM's
@@ -36,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-servers="stabled stabled-ro-view stabled-private nbdkit qemu-nbd"
+servers="stabled stabled-sealed stabled-private nbdkit qemu-nbd"
 [ -n "${BENCH_BASELINE:-}" ] && servers="baseline baseline-private $servers"
 servers=${BENCH_SERVERS:-$servers}
 for c in fio $servers; do
@@ -58,11 +59,11 @@ cpu_ticks() {
 start() {
 	rm -f "$dir/sock"
 	case $1 in
-	stabled)	# the strongest backend this kernel offers
+	stabled)	# its default: kmbuf-ro, else ro-fixed
 		"$bindir/stabled" -f -U "$dir/sock" ${threads:+--threads "$threads"} \
 			"$dir/data.stable" 2>"$dir/stabled.log" &
 		;;
-	stabled-private|stabled-sealed|stabled-ro-view)
+	stabled-private|stabled-sealed|stabled-ro-view|stabled-ro-fixed)
 		"$bindir/stabled" -f -U "$dir/sock" ${threads:+--threads "$threads"} \
 			--backend="${1#stabled-}" "$dir/data.stable" 2>"$dir/stabled.log" &
 		;;

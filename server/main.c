@@ -54,9 +54,11 @@ static void usage(FILE *f)
 "      --run=CMD              run CMD with $uri, $port, $unixsocket set, then\n"
 "                             stop and exit with its status\n"
 "  -t, --threads=N            worker threads (the number of CPUs, at least 4)\n"
-"      --require-guarantee=L  refuse to start below none|ro-view|sealed|kernel-ro\n"
-"      --backend=B            auto (the strongest available), private, ro-view,\n"
-"                             sealed or kmbuf-ro\n"
+"      --require-guarantee=L  refuse to start below none|ro-view|ro-fixed|sealed|\n"
+"                             kernel-ro\n"
+"      --backend=B            auto-fast (default: kmbuf-ro, else ro-fixed, else as\n"
+"                             auto), auto (the strongest available), private,\n"
+"                             ro-view, ro-fixed, sealed or kmbuf-ro\n"
 "      --max-connections=N    refuse connections beyond N (64)\n"
 "      --timeout=S            close a handshake or an unread reply after S s (30)\n"
 "      --idle-timeout=S       close a connection idle for S s (0: never)\n"
@@ -88,32 +90,26 @@ static unsigned int parse_uint(const char *opt, const char *s, unsigned int min,
 
 static enum stable_guarantee parse_guarantee(const char *s)
 {
-	if (!strcmp(s, "none"))
-		return STABLE_GUARANTEE_NONE;
-	if (!strcmp(s, "ro-view"))
-		return STABLE_GUARANTEE_RO_VIEW;
-	if (!strcmp(s, "sealed"))
-		return STABLE_GUARANTEE_SEALED;
-	if (!strcmp(s, "kernel-ro"))
-		return STABLE_GUARANTEE_KERNEL_RO;
-	fprintf(stderr, "stabled: --require-guarantee: '%s' is not none, ro-view, sealed or kernel-ro\n", s);
-	exit(EXIT_USAGE);
+	enum stable_guarantee g;
+
+	if (stable_guarantee_from_name(s, &g)) {
+		fprintf(stderr, "stabled: --require-guarantee: '%s' is not none, ro-view, ro-fixed, sealed or kernel-ro\n",
+			s);
+		exit(EXIT_USAGE);
+	}
+	return g;
 }
 
 static enum stable_backend parse_backend(const char *s)
 {
-	if (!strcmp(s, "auto"))
-		return STABLE_BACKEND_AUTO;
-	if (!strcmp(s, "private"))
-		return STABLE_BACKEND_PRIVATE;
-	if (!strcmp(s, "ro-view"))
-		return STABLE_BACKEND_RO_VIEW;
-	if (!strcmp(s, "sealed"))
-		return STABLE_BACKEND_SEALED;
-	if (!strcmp(s, "kmbuf-ro"))
-		return STABLE_BACKEND_KMBUF_RO;
-	fprintf(stderr, "stabled: --backend: '%s' is not auto, private, ro-view, sealed or kmbuf-ro\n", s);
-	exit(EXIT_USAGE);
+	enum stable_backend b;
+
+	if (stable_backend_from_name(s, &b)) {
+		fprintf(stderr, "stabled: --backend: '%s' is not auto-fast, auto, private, ro-view, ro-fixed, sealed or kmbuf-ro\n",
+			s);
+		exit(EXIT_USAGE);
+	}
+	return b;
 }
 
 enum { OPT_RUN = 256, OPT_REQUIRE, OPT_BACKEND, OPT_MAXCONN, OPT_TIMEOUT, OPT_IDLE,
@@ -150,6 +146,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		/* at least 4: a worker serves its connections one at a time */
 		.threads = cpus > 4 ? (unsigned int)(cpus > 64 ? 64 : cpus) : 4,
 		.max_conns = 64, .timeout = 30,
+		/* a daemon's reads must be cheap: sealed only where ro-fixed fails */
+		.backend = STABLE_BACKEND_AUTO_FAST,
 	};
 	while ((c = getopt_long(argc, argv, "p:b:U:ft:P:vhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -188,8 +186,30 @@ static void parse_args(int argc, char **argv, struct options *o)
 	}
 }
 
+/*
+ * The default (auto-fast) settled for a backend with a cost per read, or
+ * a weaker one: say why ro-fixed was refused, from a reader made to try it.
+ */
+static void explain_fallback(const char *backend, const struct stable_reader_options *ro,
+			     struct stable_image *img)
+{
+	struct stable_reader_options want = *ro;
+	struct stable_reader *rd;
+	char why[512] = "";
+
+	if (!strcmp(backend, "kmbuf-ro") || !strcmp(backend, "ro-fixed"))
+		return;
+	want.backend = STABLE_BACKEND_RO_FIXED;
+	want.min_guarantee = STABLE_GUARANTEE_NONE;
+	if (stable_reader_new(&rd, img, &want, why, sizeof(why)) == 0) {
+		stable_reader_free(rd);
+		return;
+	}
+	log_warn("backend %s, not ro-fixed: %s", backend, why);
+}
+
 static void log_summary(const struct options *o, const struct export_table *t,
-			const struct listeners *l)
+			const struct listeners *l, const struct stable_reader_options *ro)
 {
 	enum stable_guarantee g;
 	const char *backend;
@@ -198,6 +218,8 @@ static void log_summary(const struct options *o, const struct export_table *t,
 	log_info("stabled %s: %u export%s, backend %s, guarantee %s, %u worker thread%s, read-only",
 		 STABLE_VERSION, t->n, t->n == 1 ? "" : "s", backend,
 		 stable_guarantee_name(g), o->threads, o->threads == 1 ? "" : "s");
+	if (o->backend == STABLE_BACKEND_AUTO_FAST && t->n > 0)
+		explain_fallback(backend, ro, t->exp[0].img);
 	for (unsigned int i = 0; i < t->n; i++) {
 		const struct export *e = &t->exp[i];
 
@@ -403,6 +425,8 @@ int main(int argc, char **argv)
 			log_err("%s", err);
 		goto out_listen;
 	}
+	/* before anyone is told we serve: whoever waits for that reads this */
+	log_summary(&o, &exports, &l, &wc.reader);
 	if (ready_fd >= 0) {
 		/* the parent exits 0 now: we serve */
 		if (write(ready_fd, "0", 1) != 1)
@@ -419,7 +443,6 @@ int main(int argc, char **argv)
 			o.pid_file = NULL;
 		}
 	}
-	log_summary(&o, &exports, &l);
 	if (o.run) {
 		child = run_start(o.run, o.unix_path, l.port, o.bind);
 		if (child < 0) {

@@ -278,6 +278,7 @@ static const struct mode {
 } modes[] = {
 	{ "kmbuf-ro", STABLE_BACKEND_KMBUF_RO, "kernel-ro" },
 	{ "sealed", STABLE_BACKEND_SEALED, "sealed" },
+	{ "ro-fixed", STABLE_BACKEND_RO_FIXED, "ro-fixed" },
 	{ "ro-view", STABLE_BACKEND_RO_VIEW, "ro-view" },
 	{ "private", STABLE_BACKEND_PRIVATE, "none" },
 	{ "pbuf-inplace", STABLE_BACKEND_AUTO, "none (mutable after check)" },
@@ -309,8 +310,8 @@ static void usage(FILE *f)
 "Usage: stable-bench [OPTIONS] IMAGE\n"
 "Read IMAGE through each libstable backend and two baselines, side by side.\n"
 "\n"
-"  -m, --mode=NAME     only this mode (kmbuf-ro, sealed, ro-view, private, pbuf-inplace,\n"
-"                      copy-verify); default: all\n"
+"  -m, --mode=NAME     only this mode (kmbuf-ro, sealed, ro-fixed, ro-view, private,\n"
+"                      pbuf-inplace, copy-verify); default: all\n"
 "  -s, --size=N        bytes per read, a multiple of the block size (65536)\n"
 "  -r, --random        random aligned offsets (default sequential)\n"
 "  -D, --direct        O_DIRECT\n"

@@ -22,7 +22,8 @@ static void usage(FILE *f)
 "\n"
 "  -d, --digest=HEX       refuse the image unless its root digest is HEX\n"
 "  -D, --direct           read with O_DIRECT\n"
-"  -B, --backend=NAME     private, ro-view, sealed or kmbuf-ro (default: strongest)\n"
+"  -B, --backend=NAME     auto (default: the strongest), auto-fast, private,\n"
+"                         ro-view, ro-fixed, sealed or kmbuf-ro\n"
 "  -r, --retries=N        re-reads of a block that fails its checksum (2)\n"
 "  -h, --help             this help\n"
 "  -V, --version          the version\n"
@@ -50,15 +51,12 @@ static int write_all(const void *buf, size_t len)
 
 static enum stable_backend parse_backend(const char *name)
 {
-	if (!strcmp(name, "private"))
-		return STABLE_BACKEND_PRIVATE;
-	if (!strcmp(name, "sealed"))
-		return STABLE_BACKEND_SEALED;
-	if (!strcmp(name, "ro-view"))
-		return STABLE_BACKEND_RO_VIEW;
-	if (!strcmp(name, "kmbuf-ro"))
-		return STABLE_BACKEND_KMBUF_RO;
-	cli_die("--backend: unknown backend '%s' (private, ro-view, sealed, kmbuf-ro)", name);
+	enum stable_backend b;
+
+	if (stable_backend_from_name(name, &b))
+		cli_die("--backend: unknown backend '%s' (auto, auto-fast, private, ro-view, ro-fixed, sealed, kmbuf-ro)",
+			name);
+	return b;
 }
 
 static int copy_range(struct stable_reader *rd, uint64_t off, uint64_t len)

@@ -29,8 +29,9 @@ extern "C" {
 enum stable_guarantee {
 	STABLE_GUARANTEE_NONE = 0,	/* private memory: code that does not write to it */
 	STABLE_GUARANTEE_RO_VIEW = 1,	/* a view that cannot be made writable; the library's own alias can write */
-	STABLE_GUARANTEE_SEALED = 2,	/* sealed memfd: no writer anywhere, kernel-enforced */
-	STABLE_GUARANTEE_KERNEL_RO = 3,	/* kernel-owned pages mapped read-only (kmbuf) */
+	STABLE_GUARANTEE_RO_FIXED = 2,	/* no writable mapping anywhere; only the reader's io_uring can write */
+	STABLE_GUARANTEE_SEALED = 3,	/* sealed memfd: no writer anywhere, kernel-enforced */
+	STABLE_GUARANTEE_KERNEL_RO = 4,	/* kernel-owned pages mapped read-only (kmbuf) */
 };
 
 enum stable_backend {
@@ -39,6 +40,8 @@ enum stable_backend {
 	STABLE_BACKEND_SEALED,
 	STABLE_BACKEND_KMBUF_RO,
 	STABLE_BACKEND_RO_VIEW,		/* one sealed memfd, read through a hidden alias */
+	STABLE_BACKEND_RO_FIXED,	/* one sealed memfd, read as io_uring fixed buffers */
+	STABLE_BACKEND_AUTO_FAST,	/* the strongest without a cost per read, else AUTO */
 };
 
 struct stable_image;
@@ -145,6 +148,13 @@ int stable_reader_free(struct stable_reader *rd);
 enum stable_guarantee stable_reader_guarantee(const struct stable_reader *rd);
 const char *stable_reader_backend_name(const struct stable_reader *rd);
 const char *stable_guarantee_name(enum stable_guarantee g);
+/*
+ * Command-line names: "none", "ro-view", "ro-fixed", "sealed",
+ * "kernel-ro"; "auto", "auto-fast", "private", "ro-view", "ro-fixed",
+ * "sealed", "kmbuf-ro". 0, or -EINVAL for a name that is none of them.
+ */
+int stable_guarantee_from_name(const char *name, enum stable_guarantee *g);
+int stable_backend_from_name(const char *name, enum stable_backend *b);
 /* The message of the reader's last failure, "" if none. */
 const char *stable_errmsg(const struct stable_reader *rd);
 

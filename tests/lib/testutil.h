@@ -70,6 +70,7 @@ static inline uint64_t tu_rnd(uint64_t *state)
 	fn(STABLE_BACKEND_PRIVATE, "private");			\
 	fn(STABLE_BACKEND_SEALED, "sealed");			\
 	fn(STABLE_BACKEND_RO_VIEW, "ro-view");			\
+	fn(STABLE_BACKEND_RO_FIXED, "ro-fixed");		\
 	fn(STABLE_BACKEND_KMBUF_RO, "kmbuf-ro");		\
 } while (0)
 
@@ -142,7 +143,8 @@ static inline int tu_no_madvise(void)
  * May a test skip this backend because the kernel lacks it? Not kmbuf-ro
  * where STABLE_REQUIRE_KMBUF is set (the VM suite): there a missing
  * backend is a failure, not a skip. ro-view needs MADV_DONTFORK, so it
- * may skip only where the kernel has no madvise(2) at all.
+ * may skip only where the kernel has no madvise(2) at all; ro-fixed pins
+ * its buffers, so only where RLIMIT_MEMLOCK applies (not for root).
  */
 static inline int tu_may_skip(enum stable_backend b, int ret)
 {
@@ -150,6 +152,8 @@ static inline int tu_may_skip(enum stable_backend b, int ret)
 
 	if (ret == -EOPNOTSUPP && b == STABLE_BACKEND_RO_VIEW)
 		return tu_no_madvise();
+	if (ret == -EOPNOTSUPP && b == STABLE_BACKEND_RO_FIXED)
+		return geteuid() != 0;
 	return ret == -EOPNOTSUPP && b == STABLE_BACKEND_KMBUF_RO && !(req && *req == '1');
 }
 
@@ -183,6 +187,7 @@ static inline enum stable_guarantee tu_guarantee(enum stable_backend b)
 {
 	return b == STABLE_BACKEND_KMBUF_RO ? STABLE_GUARANTEE_KERNEL_RO :
 	       b == STABLE_BACKEND_SEALED ? STABLE_GUARANTEE_SEALED :
+	       b == STABLE_BACKEND_RO_FIXED ? STABLE_GUARANTEE_RO_FIXED :
 	       b == STABLE_BACKEND_RO_VIEW ? STABLE_GUARANTEE_RO_VIEW : STABLE_GUARANTEE_NONE;
 }
 

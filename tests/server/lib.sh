@@ -34,21 +34,22 @@ stop_quietly() {
 }
 
 # start_server ARGS...: stabled -f on $SOCK; waits ($START_WAIT tenths of
-# a second, 10 s by default) until it listens. Fails the test and returns
+# a second, 10 s by default) until it serves. Fails the test and returns
 # 1 if it does not.
 start_server() {
-	rm -f "$SOCK"
-	"$STABLED" -f -U "$SOCK" "$@" >>"$LOG" 2>&1 &
+	rm -f "$SOCK" "$T_DIR/started.pid"
+	# the pid file is written once it serves: after the start-up summary
+	"$STABLED" -f -U "$SOCK" -P "$T_DIR/started.pid" "$@" >>"$LOG" 2>&1 &
 	SPID=$!
 	_i=0
-	while [ ! -S "$SOCK" ] && [ $_i -lt "${START_WAIT:-100}" ]; do
+	while [ ! -s "$T_DIR/started.pid" ] && [ $_i -lt "${START_WAIT:-100}" ]; do
 		if ! kill -0 "$SPID" 2>/dev/null; then
 			break
 		fi
 		sleep 0.1
 		_i=$((_i + 1))
 	done
-	if [ ! -S "$SOCK" ]; then
+	if [ ! -S "$SOCK" ] || [ ! -s "$T_DIR/started.pid" ]; then
 		fail "stabled starts with $*" "log: $(tail -c 800 "$LOG" | tr '\n' '|')"
 		stop_quietly
 		return 1

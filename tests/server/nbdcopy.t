@@ -2,7 +2,7 @@
 # Description: nbdcopy (libnbd) copies exports to files byte for byte,
 # with one and with four connections and many requests in flight, for
 # an odd-sized image and one with requests larger than a reader buffer;
-# then with each backend forced (private, ro-view, sealed): the same
+# then with each backend forced (private, ro-view, ro-fixed, sealed): the same
 # bytes, and the start-up log names the backend.
 . "$(dirname "$0")/lib.sh"
 need nbdcopy
@@ -27,7 +27,7 @@ exits "nbdcopy with 32 MiB requests" 0
 same_file "$T_DIR/big.out" "$T_DIR/big.raw" "nbdcopy with 32 MiB requests: bytes equal"
 stop_server
 
-for backend in private ro-view sealed; do
+for backend in private ro-view ro-fixed sealed; do
 	: >"$LOG"
 	start_server --backend=$backend "$T_DIR/big.stable" || continue
 	like "$LOG" "backend $backend, guarantee" "--backend=$backend: the log names it"

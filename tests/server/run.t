@@ -39,7 +39,26 @@ like "$T_DIR/out" '^uri=nbd\+unix:///\?socket=/.*/socket$' "--run sets \$uri to 
 like "$T_DIR/out" '^sock=/' "--run sets \$unixsocket"
 like "$T_DIR/out" '^100000$' "the command reaches the export through \$uri"
 like "$T_DIR/err" "export 'disk' \(default\): .*100000 bytes" "the start-up summary names the export and its size"
-like "$T_DIR/err" "backend [a-z-]+, guarantee (none|ro-view|sealed|kernel-ro)" "the start-up summary names the backend and guarantee"
+like "$T_DIR/err" "backend [a-z-]+, guarantee (none|ro-view|ro-fixed|sealed|kernel-ro)" "the start-up summary names the backend and guarantee"
+# as root (no RLIMIT_MEMLOCK on pinned buffers) auto-fast never falls to sealed
+if [ "$(id -u)" = 0 ]; then
+	like "$T_DIR/err" "backend (kmbuf-ro|ro-fixed), guarantee" "by default, a backend without a cost per read"
+fi
+# without CAP_IPC_LOCK and over RLIMIT_MEMLOCK, ro-fixed cannot pin its
+# buffers: the default falls back to sealed and says why
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	trun 60 setpriv --bounding-set -ipc_lock sh -c 'ulimit -l 1024 && exec "$@"' sh \
+		"$STABLED" -f --run 'true' "$T_DIR/disk.img"
+	exits "stabled without CAP_IPC_LOCK, RLIMIT_MEMLOCK 1 MiB" 0
+	like "$T_DIR/err" "backend sealed, guarantee sealed" "over RLIMIT_MEMLOCK the default is sealed"
+	like "$T_DIR/err" "not ro-fixed: pinning [0-9]+ KiB of buffers for io_uring: over RLIMIT_MEMLOCK \(1024 KiB\)" \
+		"the log says why ro-fixed was refused"
+fi
+trun 60 "$STABLED" -f --backend=auto --run 'true' "$T_DIR/disk.img"
+like "$T_DIR/err" "backend (kmbuf-ro|sealed), guarantee" "--backend=auto: the strongest, at a cost per read"
+trun 30 "$STABLED" -f --backend=fastest "$T_DIR/disk.img"
+exits "stabled --backend=fastest" 2
+like "$T_DIR/err" "'fastest' is not auto-fast, auto," "the message lists the backends"
 
 trun 60 "$STABLED" -f --run 'exit 7' "$T_DIR/disk.img"
 exits "--run passes on the command's exit status" 7

@@ -8,18 +8,23 @@
  * hashes the bytes again and compares with what it verified.
  *
  * Also write(2) to the file behind the mapping (a memfd), reopened through
- * /proc/self/map_files, and a stray store that happens to hit another,
- * writable mapping of the same pages, found in /proc/self/maps.
+ * /proc/self/map_files; a stray store that happens to hit another,
+ * writable mapping of the same pages, found in /proc/self/maps; the
+ * buffer registered as an io_uring fixed buffer of a ring of our own; and
+ * the reader's own fixed buffers, found in its ring's fdinfo, cloned into
+ * a ring of our own and read into.
  *
  * Expected: under the sealed and kmbuf-ro backends no byte changes and
  * every attack fails (SIGSEGV caught and counted, or an errno). ro-view
- * stops every attack but the last: its writable alias is the library's
- * own, and the store through it does change bytes (its documented limit,
+ * stops every attack but the store through its writable alias, which is
+ * the library's own; ro-fixed every attack but the read into its own
+ * fixed buffers. Those do change bytes (each backend's documented limit,
  * asserted so that the table stays true). Under the private backend the
  * attacks do change bytes: the negative control that shows this suite
  * catches what it claims to catch. A backend the kernel lacks is skipped.
  * With --report FILE a markdown table is written too.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -328,24 +333,138 @@ static void file_write(uint8_t *p, struct attack_result *r)
 	close(fd);
 }
 
+/* READ_FIXED of junk from /dev/urandom into a fixed buffer of ring at addr. */
+static void read_fixed(struct io_uring *ring, void *addr, int index, struct attack_result *r)
+{
+	struct io_uring_cqe *cqe;
+	int fd = open("/dev/urandom", O_RDONLY);
+
+	io_uring_prep_read_fixed(io_uring_get_sqe(ring), fd, addr, 256, 0, index);
+	io_uring_submit_and_wait(ring, 1);
+	io_uring_wait_cqe(ring, &cqe);
+	r->succeeded = cqe->res > 0;
+	r->how = cqe->res < 0 ? -cqe->res : 0;
+	io_uring_cqe_seen(ring, cqe);
+	close(fd);
+}
+
+/* The buffer's pages as a fixed buffer of a ring of our own: pinning asks for write. */
+static void fixed_register(uint8_t *p, struct attack_result *r)
+{
+	struct iovec iov = { p, 4096 };
+	struct io_uring ring;
+	int ret;
+
+	io_uring_queue_init(2, &ring, 0);
+	ret = io_uring_register_buffers(&ring, &iov, 1);
+	if (ret) {
+		r->succeeded = 0;
+		r->how = -ret;
+	} else {
+		read_fixed(&ring, p, 0, r);
+	}
+	io_uring_queue_exit(&ring);
+}
+
+#ifndef IORING_REGISTER_CLONE_BUFFERS	/* 6.12; not in every uapi header */
+#define IORING_REGISTER_CLONE_BUFFERS 30
+struct io_uring_clone_buffers {
+	__u32 src_fd, flags, src_off, dst_off, nr, pad[3];
+};
+#endif
+
+/*
+ * An io_uring fd of this process with fixed buffers, and where p's pages
+ * sit in them (fdinfo lists each buffer's address and length; a reader
+ * registers its pool in order, so offsets in the view are offsets from
+ * the first). Returns the fd, or -1.
+ */
+static int ring_with_buffer_of(const uint8_t *p, uintptr_t *addr, int *index)
+{
+	struct mapping m;
+	unsigned long long base = 0, a;
+	unsigned long want;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int found = -1;
+	size_t len;
+
+	if (!mapping_of(p, &m) || !d) {
+		if (d)
+			closedir(d);
+		return -1;
+	}
+	want = m.off + ((uintptr_t)p - m.lo);
+	while (found < 0 && (e = readdir(d))) {
+		char path[300], link[64] = "", line[128];
+		unsigned int i;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		if (readlink(path, link, sizeof(link) - 1) < 0 || strcmp(link, "anon_inode:[io_uring]"))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%s", e->d_name);
+		f = fopen(path, "r");
+		while (f && found < 0 && fgets(line, sizeof(line), f))
+			if (sscanf(line, "%u: 0x%llx/%zu", &i, &a, &len) == 3) {
+				if (i == 0)
+					base = a;
+				if (a - base <= want && want < a - base + len) {
+					*addr = (uintptr_t)(base + want);
+					*index = (int)i;
+					found = atoi(e->d_name);
+				}
+			}
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/* The reader's own fixed buffers, cloned into a ring of ours and read into. */
+static void fixed_clone(uint8_t *p, struct attack_result *r)
+{
+	struct io_uring_clone_buffers cb = { 0 };
+	struct io_uring ring;
+	uintptr_t addr;
+	int index, src = ring_with_buffer_of(p, &addr, &index);
+
+	r->succeeded = 0;
+	r->how = ENOENT;	/* no ring has these pages as fixed buffers */
+	if (src < 0)
+		return;
+	io_uring_queue_init(2, &ring, 0);
+	cb.src_fd = (__u32)src;
+	if (io_uring_register(ring.ring_fd, IORING_REGISTER_CLONE_BUFFERS, &cb, 1) < 0)
+		r->how = errno;
+	else
+		read_fixed(&ring, (void *)addr, index, r);
+	io_uring_queue_exit(&ring);
+}
+
 static const struct {
 	const char *name;
 	attack_fn fn;
 	int changes_private;	/* expected to change bytes under private */
-	int beats_ro_view;	/* ro-view's documented limit */
+	const char *beats;	/* the backend whose documented limit it is */
 } attacks[] = {
-	{ "thread store", thread_store, 1, 0 },
-	{ "thread memset", thread_memset, 1, 0 },
-	{ "mprotect(+W) then store", mprotect_store, 1, 0 },
-	{ "process_vm_writev from another process", vm_writev, 1, 0 },
-	{ "write to /proc/PID/mem from another process", proc_mem, 1, 0 },
-	{ "fork()ed child writes its inherited mapping", fork_write, 0, 0 },
-	{ "read(2) into the buffer", read_into, 1, 0 },
-	{ "io_uring READ with the buffer address", uring_read_into, 1, 0 },
-	{ "O_DIRECT read into the buffer", direct_read_into, 1, 0 },
-	{ "vmsplice from a pipe into the buffer", vmsplice_into, 1, 0 },
-	{ "write(2) to the mapping's file, reopened via /proc/self/map_files", file_write, 0, 0 },
-	{ "a store through a writable alias found in /proc/self/maps", alias_store, 0, 1 },
+	{ "thread store", thread_store, 1, NULL },
+	{ "thread memset", thread_memset, 1, NULL },
+	{ "mprotect(+W) then store", mprotect_store, 1, NULL },
+	{ "process_vm_writev from another process", vm_writev, 1, NULL },
+	{ "write to /proc/PID/mem from another process", proc_mem, 1, NULL },
+	{ "fork()ed child writes its inherited mapping", fork_write, 0, NULL },
+	{ "read(2) into the buffer", read_into, 1, NULL },
+	{ "io_uring READ with the buffer address", uring_read_into, 1, NULL },
+	{ "O_DIRECT read into the buffer", direct_read_into, 1, NULL },
+	{ "vmsplice from a pipe into the buffer", vmsplice_into, 1, NULL },
+	{ "write(2) to the mapping's file, reopened via /proc/self/map_files", file_write, 0, NULL },
+	{ "a store through a writable alias found in /proc/self/maps", alias_store, 0, "ro-view" },
+	{ "the buffer registered as a fixed buffer of our own io_uring, then READ_FIXED",
+	  fixed_register, 1, NULL },
+	{ "READ_FIXED into the reader's fixed buffers, cloned from its ring (fdinfo)",
+	  fixed_clone, 0, "ro-fixed" },
 };
 #define NATTACKS (sizeof(attacks) / sizeof(attacks[0]))
 
@@ -357,6 +476,7 @@ static const struct {
 	{ "private", STABLE_BACKEND_PRIVATE, 0 },
 	{ "sealed", STABLE_BACKEND_SEALED, 1 },
 	{ "ro-view", STABLE_BACKEND_RO_VIEW, 1 },
+	{ "ro-fixed", STABLE_BACKEND_RO_FIXED, 1 },
 	{ "kmbuf-ro", STABLE_BACKEND_KMBUF_RO, 1 },
 };
 
@@ -433,7 +553,7 @@ int main(int argc, char **argv)
 			for (size_t i = 0; i < EXT; i++)
 				changed += copy[i] != ((const uint8_t *)ext->data)[i];
 
-			if (backends[b].b == STABLE_BACKEND_RO_VIEW && attacks[a].beats_ro_view)
+			if (attacks[a].beats && !strcmp(attacks[a].beats, backends[b].name))
 				ok(changed > 0 && r.succeeded,
 				   "%s (its documented limit): %s changed %zu bytes",
 				   backends[b].name, attacks[a].name, changed);

@@ -14,6 +14,24 @@
 
 #define LEN (300000)
 
+/* Every name the command lines accept, and one they must not. */
+static void names(void)
+{
+	static const char *const bnames[] = { "auto", "auto-fast", "private", "ro-view",
+					      "ro-fixed", "sealed", "kmbuf-ro" };
+	enum stable_guarantee g = STABLE_GUARANTEE_NONE;
+	enum stable_backend b = STABLE_BACKEND_AUTO;
+
+	for (unsigned int i = STABLE_GUARANTEE_NONE; i <= STABLE_GUARANTEE_KERNEL_RO; i++)
+		ok(stable_guarantee_from_name(stable_guarantee_name(i), &g) == 0 && g == i,
+		   "guarantee '%s' names %u", stable_guarantee_name(i), i);
+	for (unsigned int i = 0; i < sizeof(bnames) / sizeof(bnames[0]); i++)
+		ok(stable_backend_from_name(bnames[i], &b) == 0, "backend '%s' is known", bnames[i]);
+	is(stable_backend_from_name("strongest", &b), -EINVAL, "backend 'strongest' is not");
+	is(stable_guarantee_from_name("unknown", &g), -EINVAL, "guarantee 'unknown' is not");
+	is(stable_guarantee_from_name(NULL, &g), -EINVAL, "a NULL name is not");
+}
+
 int main(void)
 {
 	static uint8_t src[LEN], out[LEN];
@@ -107,6 +125,28 @@ int main(void)
 	ok(ret == -EOPNOTSUPP && strstr(err, "below the required kernel-ro"),
 	   "forcing private while requiring kernel-ro fails: %s", err);
 	stable_image_close(img);
+
+	/* AUTO_FAST: kmbuf-ro, else ro-fixed; sealed only when asked for */
+	ro = (struct stable_reader_options){ .backend = STABLE_BACKEND_AUTO_FAST };
+	stable_image_open(&img, tu_path("img"), NULL, err, sizeof(err));
+	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
+	if (ok(ret == 0, "auto-fast: a reader: %s", ret ? err : "ok")) {
+		ok(!strcmp(stable_reader_backend_name(rd), "kmbuf-ro") ||
+		   !strcmp(stable_reader_backend_name(rd), "ro-fixed"),
+		   "auto-fast takes a backend without a cost per read: %s",
+		   stable_reader_backend_name(rd));
+		stable_reader_free(rd);
+	}
+	ro.min_guarantee = STABLE_GUARANTEE_SEALED;
+	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
+	if (ok(ret == 0, "auto-fast requiring sealed: a reader: %s", ret ? err : "ok")) {
+		ok(stable_reader_guarantee(rd) >= STABLE_GUARANTEE_SEALED,
+		   "auto-fast requiring sealed skips ro-fixed: %s",
+		   stable_reader_backend_name(rd));
+		stable_reader_free(rd);
+	}
+	stable_image_close(img);
+	names();
 	tu_cleanup();
 	return tap_done();
 }

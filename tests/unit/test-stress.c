@@ -163,6 +163,7 @@ int main(void)
 	stress(tu_path("img"), STABLE_BACKEND_PRIVATE, "private", seconds);
 	stress(tu_path("img"), STABLE_BACKEND_SEALED, "sealed", seconds);
 	stress(tu_path("img"), STABLE_BACKEND_RO_VIEW, "ro-view", seconds);
+	stress(tu_path("img"), STABLE_BACKEND_RO_FIXED, "ro-fixed", seconds);
 	stress(tu_path("img"), STABLE_BACKEND_KMBUF_RO, "kmbuf-ro", seconds);
 	tu_cleanup();
 	return tap_done();
