@@ -6,9 +6,11 @@
 # with the backend it picks on this kernel by default (named in the row:
 # kmbuf-ro, else ro-fixed), with --backend=sealed (the strongest a stock
 # kernel offers, at a cost per read) and with --backend=private (rows
-# stabled-ro-view and stabled-ro-fixed on request). Prints a Markdown table with MiB/s, IOPS, the server's CPU
-# seconds per GiB served, its peak RSS and the machine's 1-minute load
-# average when the row started (client and server share the CPUs: a load
+# stabled-ro-view and stabled-ro-fixed on request). Prints a Markdown
+# table with MiB/s, IOPS, the server's CPU seconds per GiB served, its
+# peak RSS, the memory it pinned (VmPin: ro-fixed's buffers, which RSS
+# does not count) and the machine's 1-minute load average when the row
+# started (client and server share the CPUs: a load
 # above their own ~2 means someone else's work is in the figures).
 # Figures, not pass/fail: compare rows of one run.
 #
@@ -104,8 +106,8 @@ stop() {
 }
 
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)	# busybox has no getconf
-echo "| server | workload | conns | MiB/s | IOPS | server CPU s/GiB | server peak RSS MiB | load |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| server | workload | conns | MiB/s | IOPS | server CPU s/GiB | server peak RSS MiB | pinned MiB | load |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for server in $servers; do
 	start "$server"
 	label=$server
@@ -132,8 +134,12 @@ for server in $servers; do
 				/^3;/ { kib = $6; bw = $7; iops = $8 }
 				END {
 					rss = 0
-					while ((getline line < status) > 0)
-						if (line ~ /^VmHWM:/) { split(line, f, " "); rss = f[2] / 1024 }
+					pin = 0
+					while ((getline line < status) > 0) {
+						split(line, f, " ")
+						if (line ~ /^VmHWM:/) rss = f[2] / 1024
+						if (line ~ /^VmPin:/) pin = f[2] / 1024
+					}
 					gib = kib / 1048576
 					cpu = ticks / hz
 					if (fine) {
@@ -143,9 +149,9 @@ for server in $servers; do
 						mib = sprintf("%.0f", bw / 1024)
 						ops = sprintf("%.1fk", iops / 1000)
 					}
-					printf "| %s | %s | %s | %s | %s | %.2f | %.0f | %s |\n",
+					printf "| %s | %s | %s | %s | %s | %.2f | %.0f | %.0f | %s |\n",
 						server, name, jobs, mib, ops,
-						gib ? cpu / gib : 0, rss, load
+						gib ? cpu / gib : 0, rss, pin, load
 				}' "$dir/fio.terse"
 		done
 	done

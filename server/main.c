@@ -33,7 +33,7 @@
 struct options {
 	const char *port, *bind, *unix_path, *run, *stats_file, *pid_file;
 	bool foreground, syslog, verbose, port_given, bind_given;
-	unsigned int threads, max_conns, timeout, idle_timeout;
+	unsigned int threads, max_conns, timeout, idle_timeout, buffer_mib;
 	enum stable_guarantee require;
 	enum stable_backend backend;
 };
@@ -59,6 +59,7 @@ static void usage(FILE *f)
 "      --backend=B            auto-fast (default: kmbuf-ro, else ro-fixed, else as\n"
 "                             auto), auto (the strongest available), private,\n"
 "                             ro-view, ro-fixed, sealed or kmbuf-ro\n"
+"      --buffers=MIB          read buffers per worker and export (32; 4 to 512)\n"
 "      --max-connections=N    refuse connections beyond N (64)\n"
 "      --timeout=S            close a handshake or an unread reply after S s (30)\n"
 "      --idle-timeout=S       close a connection idle for S s (0: never)\n"
@@ -112,7 +113,7 @@ static enum stable_backend parse_backend(const char *s)
 	return b;
 }
 
-enum { OPT_RUN = 256, OPT_REQUIRE, OPT_BACKEND, OPT_MAXCONN, OPT_TIMEOUT, OPT_IDLE,
+enum { OPT_RUN = 256, OPT_REQUIRE, OPT_BACKEND, OPT_BUFFERS, OPT_MAXCONN, OPT_TIMEOUT, OPT_IDLE,
        OPT_STATS, OPT_SYSLOG };
 
 
@@ -127,6 +128,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "threads", required_argument, NULL, 't' },
 		{ "require-guarantee", required_argument, NULL, OPT_REQUIRE },
 		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ "buffers", required_argument, NULL, OPT_BUFFERS },
 		{ "max-connections", required_argument, NULL, OPT_MAXCONN },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
@@ -145,7 +147,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		.port = "10809", .bind = "127.0.0.1",
 		/* at least 4: a worker serves its connections one at a time */
 		.threads = cpus > 4 ? (unsigned int)(cpus > 64 ? 64 : cpus) : 4,
-		.max_conns = 64, .timeout = 30,
+		.max_conns = 64, .timeout = 30, .buffer_mib = 32,
 		/* a daemon's reads must be cheap: sealed only where ro-fixed fails */
 		.backend = STABLE_BACKEND_AUTO_FAST,
 	};
@@ -167,6 +169,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->max_conns = parse_uint("--max-connections", optarg, 1, 100000);
 			break;
 		case OPT_TIMEOUT: o->timeout = parse_uint("--timeout", optarg, 1, 86400); break;
+		case OPT_BUFFERS:
+			o->buffer_mib = parse_uint("--buffers", optarg, 4, 512);
+			break;
 		case OPT_IDLE:
 			o->idle_timeout = parse_uint("--idle-timeout", optarg, 0, 1u << 30);
 			break;
@@ -395,18 +400,21 @@ int main(int argc, char **argv)
 	 * of sequential 1 MiB reads, a 2 MiB window served 7250 MiB/s
 	 * where half the reader (18 MiB) served 4900, at less CPU per GiB
 	 * (docs/benchmarks.md). 16 pieces also hold any DF read (1 MiB,
-	 * 9 pieces if unaligned). Each reader has 32 MiB of buffers (the
-	 * free ones are reused most recent first, so few are ever touched
-	 * in private memory; kmbuf-ro's are the kernel's, all resident, in a
-	 * ring of a power of two: 256 of 128 KiB, not 288 rounded up to 512).
+	 * 9 pieces if unaligned). Each reader has --buffers MiB (32) of
+	 * buffers (the free ones are reused most recent first, so few are
+	 * ever touched in private memory; kmbuf-ro's are the kernel's and
+	 * ro-fixed's are pinned, all resident; a kmbuf ring has a power of
+	 * two: 256 of 128 KiB, not 288 rounded up to 512).
 	 */
 	wc.server.piece_size = 128u << 10;
 	for (unsigned int i = 0; i < exports.n; i++)
 		if (exports.exp[i].block_size > wc.server.piece_size)
 			wc.server.piece_size = exports.exp[i].block_size;
-	wc.reader.buffers = (32u << 20) / wc.server.piece_size;
-	if (wc.reader.buffers < 32)
-		wc.reader.buffers = 32;
+	/* --buffers, in pieces: a power of two, what a kmbuf ring holds anyway */
+	wc.reader.buffers = 32;
+	while (wc.reader.buffers < 4096 &&
+	       (uint64_t)wc.reader.buffers * 2 * wc.server.piece_size <= (uint64_t)o.buffer_mib << 20)
+		wc.reader.buffers *= 2;
 	wc.server.max_extents_per_conn = 16;
 	wc.server.delayed_rereads = LATER_MAX;
 	wc.reader.min_guarantee = o.require;

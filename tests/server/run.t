@@ -54,6 +54,15 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	like "$T_DIR/err" "not ro-fixed: pinning [0-9]+ KiB of buffers for io_uring: over RLIMIT_MEMLOCK \(1024 KiB\)" \
 		"the log says why ro-fixed was refused"
 fi
+# --buffers: each worker's buffers per export, pinned under ro-fixed
+if [ "$(id -u)" = 0 ]; then
+	trun 60 "$STABLED" -f --threads=2 --buffers=8 --backend=ro-fixed \
+		--run 'grep VmPin /proc/$PPID/status' "$T_DIR/disk.img"
+	like "$T_DIR/out" "^VmPin:[[:space:]]+16384 kB" "--buffers=8 with 2 threads: ro-fixed pins 16 MiB"
+fi
+trun 30 "$STABLED" -f --buffers=3 "$T_DIR/disk.img"
+exits "stabled --buffers=3" 2
+like "$T_DIR/err" "--buffers: '3' is not a number from 4 to 512" "--buffers below 4 MiB: the message says the range"
 trun 60 "$STABLED" -f --backend=auto --run 'true' "$T_DIR/disk.img"
 like "$T_DIR/err" "backend (kmbuf-ro|sealed), guarantee" "--backend=auto: the strongest, at a cost per read"
 trun 30 "$STABLED" -f --backend=fastest "$T_DIR/disk.img"
