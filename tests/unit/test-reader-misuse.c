@@ -4,15 +4,88 @@
  * double release, releasing a foreign pointer, every extent held
  * (-ENOBUFS), freeing a reader that still holds extents (-EBUSY). Also
  * that extents start where asked, never exceed what was asked, and that
- * the counters count.
+ * the counters count; that the command-line names parse; and that
+ * ro-fixed over RLIMIT_MEMLOCK (without CAP_IPC_LOCK) is refused with a
+ * message naming the limit, and auto-fast then takes sealed.
  */
 #include <errno.h>
+#include <linux/capability.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "tap.h"
 #include "testutil.h"
 
 #define LEN (300000)
+
+/* Drops CAP_IPC_LOCK from this process's effective set. 0 or -errno. */
+static int drop_ipc_lock(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	return syscall(SYS_capset, &h, d) ? -errno : 0;
+}
+
+/*
+ * In a child (the limit and the capability stay there): 1 MiB of
+ * RLIMIT_MEMLOCK, no CAP_IPC_LOCK, and a reader of 16 x 1 MiB. The child
+ * reports by exit code: 0 all as expected, 1 ro-fixed was not refused as
+ * it should be, 2 auto-fast did not fall back to sealed, 77 cannot set up.
+ */
+static int memlock_child(struct stable_image *img)
+{
+	struct stable_reader_options ro = { .backend = STABLE_BACKEND_RO_FIXED, .buffers = 16 };
+	struct rlimit lim = { 1u << 20, 1u << 20 };
+	struct stable_reader *rd;
+	char err[512] = "";
+	int ret;
+
+	if (drop_ipc_lock() || setrlimit(RLIMIT_MEMLOCK, &lim))
+		return 77;
+	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
+	fprintf(stderr, "# ro-fixed: %d: %s\n", ret, err);
+	if (ret != -EOPNOTSUPP || !strstr(err, "over RLIMIT_MEMLOCK (1024 KiB)"))
+		return 1;
+	ro.backend = STABLE_BACKEND_AUTO_FAST;
+	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
+	if (ret)
+		return 2;
+	fprintf(stderr, "# auto-fast: %s\n", stable_reader_backend_name(rd));
+	ret = strcmp(stable_reader_backend_name(rd), "sealed") &&
+	      strcmp(stable_reader_backend_name(rd), "kmbuf-ro") ? 2 : 0;
+	stable_reader_free(rd);
+	return ret;
+}
+
+static void memlock(struct stable_image *img)
+{
+	int status = 0;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		skip("ro-fixed over RLIMIT_MEMLOCK: not root, the limit applies anyway");
+		return;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(memlock_child(img));
+	waitpid(pid, &status, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+		skip("cannot drop CAP_IPC_LOCK or set RLIMIT_MEMLOCK here");
+		return;
+	}
+	ok(WIFEXITED(status) && WEXITSTATUS(status) != 1,
+	   "ro-fixed over RLIMIT_MEMLOCK without CAP_IPC_LOCK: -EOPNOTSUPP naming the limit");
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "auto-fast then takes a backend that pins nothing (sealed, or kmbuf-ro)");
+}
 
 /* Every name the command lines accept, and one they must not. */
 static void names(void)
@@ -145,6 +218,7 @@ int main(void)
 		   stable_reader_backend_name(rd));
 		stable_reader_free(rd);
 	}
+	memlock(img);
 	stable_image_close(img);
 	names();
 	tu_cleanup();
