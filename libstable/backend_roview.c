@@ -147,7 +147,9 @@ static int pool_init(struct stable_reader *rd, reach_fn reach, char *err, size_t
 				     strerror(errno));
 		goto out;
 	}
-	p = mmap(NULL, v->len, PROT_READ, MAP_SHARED, fd, 0);
+	/* ro-fixed's pages are all allocated and pinned already: map them all
+	 * now, so that RSS shows them and no first read of a slot faults */
+	p = mmap(NULL, v->len, PROT_READ, MAP_SHARED | (v->fixed ? MAP_POPULATE : 0), fd, 0);
 	if (p == MAP_FAILED) {
 		ret = stable_set_err(err, errlen, -ENOMEM, "mapping the read-only view: %s",
 				     strerror(errno));
