@@ -55,6 +55,10 @@ static int kmbuf_register(struct stable_reader *rd, struct kmbuf *k, char *err,
 		return stable_set_err(err, errlen, -EOPNOTSUPP,
 				      "this kernel has no read-only kmbuf rings (IORING_REGISTER_KMBUF_RING answered %s)",
 				      strerror(-ret));
+	if (ret == -ENOMEM &&
+	    stable_memlock_refusal(stable_kmbuf_map_size(k->entries, k->buf_size),
+				   "kmbuf ring memory", err, errlen))
+		return -EOPNOTSUPP;
 	if (ret < 0)
 		return stable_set_err(err, errlen, ret,
 				      "registering a kmbuf ring of %u buffers of %zu bytes: %s",

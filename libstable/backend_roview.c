@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -82,7 +81,6 @@ static int register_and_unmap(struct stable_reader *rd, struct roview *v, char *
 			      size_t errlen)
 {
 	struct iovec *iov = calloc(rd->nslots, sizeof(*iov));
-	struct rlimit lim = { 0, 0 };
 	int ret;
 
 	if (!iov)
@@ -93,12 +91,8 @@ static int register_and_unmap(struct stable_reader *rd, struct roview *v, char *
 	}
 	ret = io_uring_register_buffers(&rd->ring, iov, rd->nslots);
 	free(iov);
-	/* root (CAP_IPC_LOCK) is not held to the limit: say it only when it bites */
-	if (ret == -ENOMEM && !getrlimit(RLIMIT_MEMLOCK, &lim) && lim.rlim_cur != RLIM_INFINITY &&
-	    v->len > lim.rlim_cur)
-		return stable_set_err(err, errlen, -EOPNOTSUPP,
-				      "pinning %zu KiB of buffers for io_uring: over RLIMIT_MEMLOCK (%llu KiB)",
-				      v->len >> 10, (unsigned long long)lim.rlim_cur >> 10);
+	if (ret == -ENOMEM && stable_memlock_refusal(v->len, "buffers for io_uring", err, errlen))
+		return -EOPNOTSUPP;
 	if (ret)
 		return stable_set_err(err, errlen, -EOPNOTSUPP,
 				      "registering a memfd's pages as io_uring fixed buffers: %s",

@@ -6,6 +6,7 @@
 #include <linux/fs.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,4 +79,16 @@ int stable_set_err(char *err, size_t errlen, int ret, const char *fmt, ...)
 		va_end(ap);
 	}
 	return ret;
+}
+
+int stable_memlock_refusal(size_t bytes, const char *what, char *err, size_t errlen)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &lim) || lim.rlim_cur == RLIM_INFINITY ||
+	    bytes <= lim.rlim_cur)
+		return 0;
+	return stable_set_err(err, errlen, -EOPNOTSUPP,
+			      "pinning %zu KiB of %s: over RLIMIT_MEMLOCK (%llu KiB)", bytes >> 10,
+			      what, (unsigned long long)lim.rlim_cur >> 10);
 }

@@ -59,4 +59,12 @@ int stable_fd_size(int fd, uint64_t *size);
 int stable_set_err(char *err, size_t errlen, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * After -ENOMEM from pinning or locking bytes of what: -EOPNOTSUPP with a
+ * message naming RLIMIT_MEMLOCK when the bytes are over it (a backend
+ * the limit rules out, so the automatic choice goes on), else 0. Root
+ * (CAP_IPC_LOCK) is not held to the limit: it is named only when it bites.
+ */
+int stable_memlock_refusal(size_t bytes, const char *what, char *err, size_t errlen);
+
 #endif
