@@ -223,7 +223,8 @@ static void log_summary(const struct options *o, const struct export_table *t,
 	log_info("stabled %s: %u export%s, backend %s, guarantee %s, %u worker thread%s, read-only",
 		 STABLE_VERSION, t->n, t->n == 1 ? "" : "s", backend,
 		 stable_guarantee_name(g), o->threads, o->threads == 1 ? "" : "s");
-	if (o->backend == STABLE_BACKEND_AUTO_FAST && t->n > 0)
+	if (o->backend == STABLE_BACKEND_AUTO_FAST && o->require <= STABLE_GUARANTEE_RO_FIXED &&
+	    t->n > 0)
 		explain_fallback(backend, ro, t->exp[0].img);
 	for (unsigned int i = 0; i < t->n; i++) {
 		const struct export *e = &t->exp[i];
