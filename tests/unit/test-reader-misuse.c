@@ -6,7 +6,8 @@
  * that extents start where asked, never exceed what was asked, and that
  * the counters count; that the command-line names parse; and that
  * ro-fixed over RLIMIT_MEMLOCK (without CAP_IPC_LOCK) is refused with a
- * message naming the limit, and auto-fast then takes sealed.
+ * message naming the limit, and auto-fast then takes sealed; and a pool
+ * too big to pin is refused, not an OOM kill.
  */
 #include <errno.h>
 #include <linux/capability.h>
@@ -230,6 +231,15 @@ int main(void)
 		stable_reader_free(rd);
 	}
 	memlock(img);
+
+	/* a pool ro-fixed would have to pin whole, bigger than RAM allows */
+	ro = (struct stable_reader_options){ .backend = STABLE_BACKEND_RO_FIXED,
+					     .buffers = 4096, .buffer_size = 64u << 20 };
+	ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
+	ok(ret == -EOPNOTSUPP && strstr(err, "more than a quarter of this machine's memory"),
+	   "ro-fixed with 256 GiB of buffers: refused before pinning: %s", ret ? err : "created");
+	if (ret == 0)
+		stable_reader_free(rd);
 	stable_image_close(img);
 	names();
 	tu_cleanup();
