@@ -29,6 +29,20 @@ int stable_queue_plain_read(struct stable_reader *rd, void *buf, int fd,
 	return 0;
 }
 
+/* io_uring_submit, enabling a ONE_THREAD ring first: this thread is its issuer. */
+static int ring_submit(struct stable_reader *rd)
+{
+	if (rd->ring_disabled) {
+		/* liburing 2.3 declares io_uring_enable_rings() but does not export it */
+		int ret = io_uring_register(rd->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+
+		if (ret < 0)
+			return ret;
+		rd->ring_disabled = 0;
+	}
+	return io_uring_submit(&rd->ring);
+}
+
 int stable_rd_queue(struct stable_reader *rd, struct stable_slot *s)
 {
 	uint64_t off;
@@ -66,7 +80,7 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 		return ret;
 	/* everything queued must reach the kernel before we wait for it */
 	while (io_uring_sq_ready(&rd->ring) > 0) {
-		ret = io_uring_submit(&rd->ring);
+		ret = ring_submit(rd);
 		if (ret == -EINTR)
 			continue;
 		if (ret < 0)
@@ -138,7 +152,7 @@ int stable_flush(struct stable_reader *rd)
 	if (!rd->queued)
 		return 0;
 	while (io_uring_sq_ready(&rd->ring) > 0) {
-		ret = io_uring_submit(&rd->ring);
+		ret = ring_submit(rd);
 		if (ret == -EINTR)
 			continue;
 		if (ret <= 0)

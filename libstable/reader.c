@@ -155,7 +155,7 @@ static int setup(struct stable_reader *rd, const struct stable_reader_options *o
 		 char *err, size_t errlen)
 {
 	const struct stable_hdr *h = &rd->img->hdr;
-	int ret;
+	int ret = 0;
 
 	rd->nslots = o && o->buffers ? o->buffers : DEFAULT_BUFFERS;
 	rd->buffer_size = o && o->buffer_size ? o->buffer_size : DEFAULT_BUFFER_SIZE;
@@ -193,8 +193,17 @@ static int setup(struct stable_reader *rd, const struct stable_reader_options *o
 	 * one request of its own before each. */
 	/* SUBMIT_ALL: one request that fails at submission must not leave the
 	 * ones queued after it unsubmitted (and a waiter waiting forever). */
-	ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring,
-				  IORING_SETUP_SUBMIT_ALL);
+	/* ONE_THREAD: the ring starts disabled, and the thread that enables
+	 * it at its first submission is the only one it will take (6.0) */
+	if (rd->flags & STABLE_READER_ONE_THREAD) {
+		ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring,
+					  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+					  IORING_SETUP_R_DISABLED);
+		rd->ring_disabled = ret == 0;
+	}
+	if (!rd->ring_disabled)
+		ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring,
+					  IORING_SETUP_SUBMIT_ALL);
 	if (ret == -EINVAL)	/* kernels before 5.18 */
 		ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring, 0);
 	if (ret < 0)

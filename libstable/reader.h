@@ -18,6 +18,7 @@ struct stable_reader {
 	void *backend;			/* the backend's state */
 	struct io_uring ring;
 	int ring_ok;
+	int ring_disabled;		/* ONE_THREAD: enabled by the first submitter */
 	unsigned int nslots;
 	size_t buffer_size;
 	unsigned int max_retries;

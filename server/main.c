@@ -422,6 +422,8 @@ int main(int argc, char **argv)
 	wc.reader.backend = o.backend;
 	wc.reader.buffer_size = wc.server.piece_size;
 	wc.reader.max_retries = STABLE_READER_DEFAULT_RETRIES;
+	/* a reader stays on its worker: no other thread or process may use its ring */
+	wc.reader.flags = STABLE_READER_ONE_THREAD;
 	wc.timeout = o.timeout;
 	wc.idle_timeout = o.idle_timeout;
 	wc.drain_timeout = 10;

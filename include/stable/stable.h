@@ -137,6 +137,14 @@ struct stable_reader_options {
 };
 
 #define STABLE_READER_NO_PARITY	(1u << 0)	/* never rebuild (tests) */
+/*
+ * Only the first thread that reads through the reader may ever use it:
+ * its io_uring then refuses submissions, and the cloning of its fixed
+ * buffers, from any other thread or process, even one holding its fd
+ * (IORING_SETUP_SINGLE_ISSUER, Linux 6.0; without it the flag does
+ * nothing). For readers that stay on one thread, as stabled's do.
+ */
+#define STABLE_READER_ONE_THREAD (1u << 1)
 #define STABLE_READER_DEFAULT_RETRIES 2
 
 int stable_reader_new(struct stable_reader **out, struct stable_image *img,

@@ -12,13 +12,14 @@
  * writable mapping of the same pages, found in /proc/self/maps; the
  * buffer registered as an io_uring fixed buffer of a ring of our own; and
  * the reader's own fixed buffers, found in its ring's fdinfo, cloned into
- * a ring of our own and read into.
+ * a ring of our own and read into, from the reader's thread and from
+ * another (readers are STABLE_READER_ONE_THREAD, as stabled's are).
  *
  * Expected: under the sealed and kmbuf-ro backends no byte changes and
  * every attack fails (SIGSEGV caught and counted, or an errno). ro-view
  * stops every attack but the store through its writable alias, which is
  * the library's own; ro-fixed every attack but the read into its own
- * fixed buffers. Those do change bytes (each backend's documented limit,
+ * fixed buffers from the reader's own thread. Those do change bytes (each backend's documented limit,
  * asserted so that the table stays true). Under the private backend the
  * attacks do change bytes: the negative control that shows this suite
  * catches what it claims to catch. A backend the kernel lacks is skipped.
@@ -428,7 +429,7 @@ static void fixed_clone(uint8_t *p, struct attack_result *r)
 	struct io_uring_clone_buffers cb = { 0 };
 	struct io_uring ring;
 	uintptr_t addr;
-	int index, src = ring_with_buffer_of(p, &addr, &index);
+	int index, ret, src = ring_with_buffer_of(p, &addr, &index);
 
 	r->succeeded = 0;
 	r->how = ENOENT;	/* no ring has these pages as fixed buffers */
@@ -436,12 +437,16 @@ static void fixed_clone(uint8_t *p, struct attack_result *r)
 		return;
 	io_uring_queue_init(2, &ring, 0);
 	cb.src_fd = (__u32)src;
-	if (io_uring_register(ring.ring_fd, IORING_REGISTER_CLONE_BUFFERS, &cb, 1) < 0)
-		r->how = errno;
+	ret = io_uring_register(ring.ring_fd, IORING_REGISTER_CLONE_BUFFERS, &cb, 1);
+	if (ret < 0)	/* liburing returns -errno */
+		r->how = -ret;
 	else
 		read_fixed(&ring, (void *)addr, index, r);
 	io_uring_queue_exit(&ring);
 }
+
+/* The same from another thread: a ONE_THREAD reader's ring refuses it. */
+static void thread_fixed_clone(uint8_t *p, struct attack_result *r) { in_thread(p, r, fixed_clone); }
 
 static const struct {
 	const char *name;
@@ -465,6 +470,8 @@ static const struct {
 	  fixed_register, 1, NULL },
 	{ "READ_FIXED into the reader's fixed buffers, cloned from its ring (fdinfo)",
 	  fixed_clone, 0, "ro-fixed" },
+	{ "the same, cloned by another thread (the reader is STABLE_READER_ONE_THREAD)",
+	  thread_fixed_clone, 0, NULL },
 };
 #define NATTACKS (sizeof(attacks) / sizeof(attacks[0]))
 
@@ -521,7 +528,8 @@ int main(int argc, char **argv)
 				"|---|---|---:|---:|---:|---|\n");
 
 	for (size_t b = 0; b < sizeof(backends) / sizeof(backends[0]); b++) {
-		struct stable_reader_options ro = { .backend = backends[b].b, .buffers = 4 };
+		struct stable_reader_options ro = { .backend = backends[b].b, .buffers = 4,
+						    .flags = STABLE_READER_ONE_THREAD };
 		struct stable_reader *rd;
 
 		int ret = stable_reader_new(&rd, img, &ro, err, sizeof(err));
