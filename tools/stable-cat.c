@@ -96,7 +96,9 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct stable_open_options oo = { 0 };
-	struct stable_reader_options ro = { .max_retries = STABLE_READER_DEFAULT_RETRIES };
+	/* one thread reads: nothing else may use the reader's ring */
+	struct stable_reader_options ro = { .max_retries = STABLE_READER_DEFAULT_RETRIES,
+					    .flags = STABLE_READER_ONE_THREAD };
 	struct stable_image_info info;
 	struct stable_image *img;
 	struct stable_reader *rd;
