@@ -83,14 +83,6 @@ static int register_and_unmap(struct stable_reader *rd, struct roview *v, char *
 	struct iovec *iov = calloc(rd->nslots, sizeof(*iov));
 	int ret;
 
-	/* every page is allocated and pinned now, not when first read into:
-	 * a pool the machine cannot spare is refused, not an OOM kill */
-	if ((uint64_t)v->len / 4096 > (uint64_t)sysconf(_SC_PHYS_PAGES) / 4) {
-		free(iov);
-		return stable_set_err(err, errlen, -EOPNOTSUPP,
-				      "pinning %zu MiB of buffers is more than a quarter of this machine's memory",
-				      v->len >> 20);
-	}
 	if (!iov)
 		return stable_set_err(err, errlen, -ENOMEM, "no memory");
 	for (unsigned int i = 0; i < rd->nslots; i++) {
@@ -171,6 +163,14 @@ static int roview_init(struct stable_reader *rd, char *err, size_t errlen)
 
 static int rofixed_init(struct stable_reader *rd, char *err, size_t errlen)
 {
+	uint64_t len = (uint64_t)rd->nslots * rd->buffer_size;
+
+	/* every page is allocated and pinned now, not when first read into:
+	 * a pool the machine cannot spare is refused, not an OOM kill */
+	if (len / 4096 > (uint64_t)sysconf(_SC_PHYS_PAGES) / 4)
+		return stable_set_err(err, errlen, -EOPNOTSUPP,
+				      "pinning %llu MiB of buffers is more than a quarter of this machine's memory",
+				      (unsigned long long)(len >> 20));
 	return pool_init(rd, register_and_unmap, err, errlen);
 }
 
