@@ -151,11 +151,38 @@ static int pick_backend(struct stable_reader *rd,
 			      stable_guarantee_name(want), why[0] ? ": " : "", why);
 }
 
+/*
+ * The reader's io_uring, with the most the kernel takes of: SUBMIT_ALL
+ * (5.18), so that one request failing at submission does not leave the
+ * ones queued after it unsubmitted and a waiter waiting forever; and for
+ * ONE_THREAD, SINGLE_ISSUER (6.0) on a ring that starts disabled, so that
+ * the thread enabling it at its first submission is the only one it takes.
+ */
+static int ring_init(struct stable_reader *rd)
+{
+	static const unsigned int tries[] = {
+		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED,
+		IORING_SETUP_SUBMIT_ALL,
+		0,
+	};
+	/* every slot has at most one read in flight, and a backend may
+	 * queue one request of its own before each */
+	unsigned int entries = rd->nslots < 4 ? 8 : 2 * rd->nslots;
+	int ret = -EINVAL;
+
+	for (size_t i = rd->flags & STABLE_READER_ONE_THREAD ? 0 : 1;
+	     i < COUNT(tries) && ret == -EINVAL; i++) {
+		ret = io_uring_queue_init(entries, &rd->ring, tries[i]);
+		rd->ring_disabled = ret == 0 && (tries[i] & IORING_SETUP_R_DISABLED);
+	}
+	return ret;
+}
+
 static int setup(struct stable_reader *rd, const struct stable_reader_options *o,
 		 char *err, size_t errlen)
 {
 	const struct stable_hdr *h = &rd->img->hdr;
-	int ret = 0;
+	int ret;
 
 	rd->nslots = o && o->buffers ? o->buffers : DEFAULT_BUFFERS;
 	rd->buffer_size = o && o->buffer_size ? o->buffer_size : DEFAULT_BUFFER_SIZE;
@@ -189,23 +216,7 @@ static int setup(struct stable_reader *rd, const struct stable_reader_options *o
 	rd->stash = calloc(rd->nslots, sizeof(*rd->stash));
 	if (!rd->stash)
 		return stable_set_err(err, errlen, -ENOMEM, "no memory for the reader");
-	/* Every slot has at most one read in flight, and a backend may queue
-	 * one request of its own before each. */
-	/* SUBMIT_ALL: one request that fails at submission must not leave the
-	 * ones queued after it unsubmitted (and a waiter waiting forever). */
-	/* ONE_THREAD: the ring starts disabled, and the thread that enables
-	 * it at its first submission is the only one it will take (6.0) */
-	if (rd->flags & STABLE_READER_ONE_THREAD) {
-		ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring,
-					  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-					  IORING_SETUP_R_DISABLED);
-		rd->ring_disabled = ret == 0;
-	}
-	if (!rd->ring_disabled)
-		ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring,
-					  IORING_SETUP_SUBMIT_ALL);
-	if (ret == -EINVAL)	/* kernels before 5.18 */
-		ret = io_uring_queue_init(rd->nslots < 4 ? 8 : 2 * rd->nslots, &rd->ring, 0);
+	ret = ring_init(rd);
 	if (ret < 0)
 		return stable_set_err(err, errlen, ret, "io_uring_queue_init: %s",
 				      strerror(-ret));
