@@ -116,7 +116,7 @@ static int pool_init(struct stable_reader *rd, reach_fn reach, char *err, size_t
 		return stable_set_err(err, errlen, -ENOMEM, "no memory");
 	rd->backend = v;
 	v->len = (size_t)rd->nslots * rd->buffer_size;
-	fd = memfd_create("stable-ro-view", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	fd = memfd_create(rd->ops->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return stable_set_err(err, errlen, -EOPNOTSUPP, "memfd_create: %s",
 				      strerror(errno));
