@@ -39,7 +39,9 @@ static const struct stable_backend_ops *const fast_first[] = {
 	&stable_backend_private,
 };
 
-#define NBACKENDS (sizeof(strongest_first) / sizeof(strongest_first[0]))
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define NBACKENDS COUNT(strongest_first)
+_Static_assert(COUNT(fast_first) == NBACKENDS, "both orders list every backend");
 
 static const char *const guarantee_names[] = {
 	[STABLE_GUARANTEE_NONE] = "none",
@@ -59,8 +61,6 @@ static const char *const backend_names[] = {
 	[STABLE_BACKEND_KMBUF_RO] = "kmbuf-ro",
 };
 
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 const char *stable_guarantee_name(enum stable_guarantee g)
 {
 	if ((unsigned int)g >= COUNT(guarantee_names))
@@ -68,24 +68,31 @@ const char *stable_guarantee_name(enum stable_guarantee g)
 	return guarantee_names[g];
 }
 
+/* The index of name in a table of names (with holes), or -EINVAL. */
+static int name_index(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; name && i < n; i++)
+		if (names[i] && !strcmp(name, names[i]))
+			return (int)i;
+	return -EINVAL;
+}
+
 int stable_guarantee_from_name(const char *name, enum stable_guarantee *g)
 {
-	for (unsigned int i = 0; name && i < COUNT(guarantee_names); i++)
-		if (!strcmp(name, guarantee_names[i])) {
-			*g = (enum stable_guarantee)i;
-			return 0;
-		}
-	return -EINVAL;
+	int i = name_index(guarantee_names, COUNT(guarantee_names), name);
+
+	if (i >= 0)
+		*g = (enum stable_guarantee)i;
+	return i < 0 ? i : 0;
 }
 
 int stable_backend_from_name(const char *name, enum stable_backend *b)
 {
-	for (unsigned int i = 0; name && i < COUNT(backend_names); i++)
-		if (backend_names[i] && !strcmp(name, backend_names[i])) {
-			*b = (enum stable_backend)i;
-			return 0;
-		}
-	return -EINVAL;
+	int i = name_index(backend_names, COUNT(backend_names), name);
+
+	if (i >= 0)
+		*b = (enum stable_backend)i;
+	return i < 0 ? i : 0;
 }
 
 int stable_rd_err(struct stable_reader *rd, int ret, const char *fmt, ...)
