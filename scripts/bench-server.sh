@@ -14,8 +14,14 @@
 # above their own ~2 means someone else's work is in the figures).
 # Figures, not pass/fail: compare rows of one run.
 #
-#   sh scripts/bench-server.sh BINDIR      (BENCH_SECONDS=8 BENCH_SIZE=1G)
+#   sh scripts/bench-server.sh BINDIR      (BENCH_SECONDS=8 BENCH_SIZE=1G
+#                                           BENCH_ROUNDS=1)
 #
+# BENCH_ROUNDS=N runs every row N times, the servers interleaved round
+# by round, and ends with a table of medians and of each row's ratio to
+# nbdkit's row of the same round (median, lowest-highest): on 2 cores
+# shared with the client, one row of one server swings by 20% between
+# minutes, so a single round cannot tell 0.97x from 1.1x.
 # BENCH_BASELINE=/path/to/an/older/stabled adds its rows (both backends)
 # to the same run, for before/after figures side by side. BENCH_SERVERS
 # picks the rows (default "stabled stabled-sealed stabled-private nbdkit
@@ -28,6 +34,7 @@
 set -eu
 bindir=${1:-build/bin}
 secs=${BENCH_SECONDS:-8}
+rounds=${BENCH_ROUNDS:-1}
 size=${BENCH_SIZE:-1G}
 threads=${BENCH_THREADS:-}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-server.XXXXXX")
@@ -108,52 +115,116 @@ stop() {
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)	# busybox has no getconf
 echo "| server | workload | conns | MiB/s | IOPS | server CPU s/GiB | server peak RSS MiB | pinned MiB | load |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for server in $servers; do
-	start "$server"
-	label=$server
-	case $server in stabled|baseline)
-		label="$server ($(sed -n 's/.*backend \([a-z-]*\), guarantee \([a-z-]*\).*/\1, guarantee \2/p' "$dir/stabled.log"))"
-	esac
-	for wl in "seq-1M read 1M" "rand-4K randread 4k"; do
-		# shellcheck disable=SC2086 # split into its three words
-		set -- $wl
-		name=$1 rw=$2 bs=$3
-		for jobs in 1 4; do
-			load=$(cut -d' ' -f1 /proc/loadavg)
-			t0=$(cpu_ticks "$spid")
-			fio --name="$name" --ioengine=nbd --uri="nbd+unix:///?socket=$dir/sock" \
-				--rw="$rw" --bs="$bs" --iodepth=16 --numjobs="$jobs" \
-				--group_reporting --time_based --runtime="$secs" --size="$size" \
-				--output-format=terse --terse-version=3 >"$dir/fio.terse"
-			t1=$(cpu_ticks "$spid")
-			# terse v3, one line per group: field 6 is the KiB read, 7 the
-			# KiB/s, 8 the IOPS (awk, for the VM's busybox has no python3)
-			awk -F';' -v server="$label" -v name="$name" -v jobs="$jobs" \
-				-v ticks="$((t1 - t0))" -v hz="$hz" -v load="$load" \
-				-v status="/proc/$spid/status" -v fine="${BENCH_FINE:-}" '
-				/^3;/ { kib = $6; bw = $7; iops = $8 }
-				END {
-					rss = 0
-					pin = 0
-					while ((getline line < status) > 0) {
-						split(line, f, " ")
-						if (line ~ /^VmHWM:/) rss = f[2] / 1024
-						if (line ~ /^VmPin:/) pin = f[2] / 1024
-					}
-					gib = kib / 1048576
-					cpu = ticks / hz
-					if (fine) {
-						mib = sprintf("%.1f", bw / 1024)
-						ops = sprintf("%d", iops)
-					} else {
-						mib = sprintf("%.0f", bw / 1024)
-						ops = sprintf("%.1fk", iops / 1000)
-					}
-					printf "| %s | %s | %s | %s | %s | %.2f | %.0f | %.0f | %s |\n",
-						server, name, jobs, mib, ops,
-						gib ? cpu / gib : 0, rss, pin, load
-				}' "$dir/fio.terse"
+: >"$dir/rows"
+round=0
+while [ "$round" -lt "$rounds" ]; do
+	round=$((round + 1))
+	for server in $servers; do
+		start "$server"
+		label=$server
+		case $server in stabled|baseline)
+			label="$server ($(sed -n 's/.*backend \([a-z-]*\), guarantee \([a-z-]*\).*/\1, guarantee \2/p' "$dir/stabled.log"))"
+		esac
+		for wl in "seq-1M read 1M" "rand-4K randread 4k"; do
+			# shellcheck disable=SC2086 # split into its three words
+			set -- $wl
+			name=$1 rw=$2 bs=$3
+			for jobs in 1 4; do
+				load=$(cut -d' ' -f1 /proc/loadavg)
+				t0=$(cpu_ticks "$spid")
+				fio --name="$name" --ioengine=nbd --uri="nbd+unix:///?socket=$dir/sock" \
+					--rw="$rw" --bs="$bs" --iodepth=16 --numjobs="$jobs" \
+					--group_reporting --time_based --runtime="$secs" --size="$size" \
+					--output-format=terse --terse-version=3 >"$dir/fio.terse"
+				t1=$(cpu_ticks "$spid")
+				# terse v3, one line per group: field 6 is the KiB read, 7 the
+				# KiB/s, 8 the IOPS (awk, for the VM's busybox has no python3)
+				awk -F';' -v server="$label" -v name="$name" -v jobs="$jobs" \
+					-v ticks="$((t1 - t0))" -v hz="$hz" -v load="$load" \
+					-v status="/proc/$spid/status" -v fine="${BENCH_FINE:-}" \
+					-v round="$round" -v rows="$dir/rows" '
+					/^3;/ { kib = $6; bw = $7; iops = $8 }
+					END {
+						rss = 0
+						pin = 0
+						while ((getline line < status) > 0) {
+							split(line, f, " ")
+							if (line ~ /^VmHWM:/) rss = f[2] / 1024
+							if (line ~ /^VmPin:/) pin = f[2] / 1024
+						}
+						gib = kib / 1048576
+						cpu = ticks / hz
+						if (fine) {
+							mib = sprintf("%.1f", bw / 1024)
+							ops = sprintf("%d", iops)
+						} else {
+							mib = sprintf("%.0f", bw / 1024)
+							ops = sprintf("%.1fk", iops / 1000)
+						}
+						printf "| %s | %s | %s | %s | %s | %.2f | %.0f | %.0f | %s |\n",
+							server, name, jobs, mib, ops,
+							gib ? cpu / gib : 0, rss, pin, load
+						printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", round, server,
+							name, jobs, bw, iops, gib ? cpu / gib : 0 >> rows
+					}' "$dir/fio.terse"
+			done
 		done
+		stop
 	done
-	stop
 done
+
+# Medians over the rounds, and each row's ratio to nbdkit's row of the
+# same round (the median of those ratios, with their range): rows of one
+# round ran minutes apart, rounds further, so pairing by round keeps
+# some of the machine's drift out of the ratio.
+echo
+echo "Medians of $rounds round(s) of ${secs} s rows; x nbdkit: the median of each round's ratio (lowest-highest)"
+echo
+echo "| server | workload | conns | MiB/s | IOPS | server CPU s/GiB | x nbdkit |"
+echo "|---|---|---|---|---|---|---|"
+awk -F'\t' -v fine="${BENCH_FINE:-}" '
+	function median(list,    v, n, i, j, t) {
+		n = split(list, v, " ")
+		for (i = 2; i <= n; i++)	# insertion sort: a handful of values
+			for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
+				t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+			}
+		lo = v[1]; hi = v[n]
+		return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+	}
+	{
+		key = $2 SUBSEP $3 SUBSEP $4
+		if (!(key in bw)) order[++nkeys] = key
+		bw[key] = bw[key] " " $5
+		iops[key] = iops[key] " " $6
+		cpu[key] = cpu[key] " " $7
+		val[$1, key] = $5
+		if ($2 == "nbdkit") ref[$1, $3 SUBSEP $4] = $5
+		if ($1 > rounds) rounds = $1
+	}
+	END {
+		for (k = 1; k <= nkeys; k++) {
+			key = order[k]
+			split(key, f, SUBSEP)
+			ratios = ""
+			for (r = 1; r <= rounds; r++)
+				if ((r, f[2] SUBSEP f[3]) in ref && ref[r, f[2] SUBSEP f[3]] > 0 &&
+				    (r, key) in val)
+					ratios = ratios " " val[r, key] / ref[r, f[2] SUBSEP f[3]]
+			x = "-"
+			if (ratios != "") {
+				m = median(ratios)
+				if (lo == hi)
+					x = sprintf("%.2fx", m)
+				else
+					x = sprintf("%.2fx (%.2f-%.2f)", m, lo, hi)
+			}
+			b = median(bw[key]); o = median(iops[key]); c = median(cpu[key])
+			if (fine)
+				printf "| %s | %s | %s | %.1f | %d | %.2f | %s |\n",
+					f[1], f[2], f[3], b / 1024, o, c, x
+			else
+				printf "| %s | %s | %s | %.0f | %.1fk | %.2f | %s |\n",
+					f[1], f[2], f[3], b / 1024, o / 1000, c, x
+		}
+	}' "$dir/rows"

@@ -56,8 +56,11 @@ test-server-valgrind: $(BUILD)/bin/stabled $(TOOL_NAMES:%=$(BUILD)/asan/bin/%)
 	STABLED_PLAIN=$(CURDIR)/$(BUILD)/bin/stabled \
 	prove -f tests/server/valgrind.t
 
+# Three interleaved rounds of 5 s rows: medians and ratios to nbdkit.
+BENCH_ROUNDS ?= 3
+BENCH_SECONDS ?= 5
 bench-server: $(BUILD)/bin/stabled $(TOOL_NAMES:%=$(BUILD)/bin/%)
-	sh scripts/bench-server.sh $(BUILD)/bin
+	BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_SECONDS=$(BENCH_SECONDS) sh scripts/bench-server.sh $(BUILD)/bin
 
 .PHONY: install-stabled
 install: install-stabled
