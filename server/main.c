@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "buffers.h"
 #include "listen.h"
 #include "nbd.h"
 #include "run.h"
@@ -32,7 +33,7 @@
 
 struct options {
 	const char *port, *bind, *unix_path, *run, *stats_file, *pid_file;
-	bool foreground, syslog, verbose, port_given, bind_given;
+	bool foreground, syslog, verbose, port_given, bind_given, buffers_given;
 	unsigned int threads, max_conns, timeout, idle_timeout, buffer_mib;
 	enum stable_guarantee require;
 	enum stable_backend backend;
@@ -59,7 +60,8 @@ static void usage(FILE *f)
 "      --backend=B            auto-fast (default: kmbuf-ro, else ro-fixed, else as\n"
 "                             auto), auto (the strongest available), private,\n"
 "                             ro-view, ro-fixed, sealed or kmbuf-ro\n"
-"      --buffers=MIB          read buffers per worker and export (32; 4 to 512)\n"
+"      --buffers=MIB          read buffers per worker and export (4 to 512; 32,\n"
+"                             lowered to fit 1 GiB in all)\n"
 "      --max-connections=N    refuse connections beyond N (64)\n"
 "      --timeout=S            close a handshake or an unread reply after S s (30)\n"
 "      --idle-timeout=S       close a connection idle for S s (0: never)\n"
@@ -171,6 +173,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_TIMEOUT: o->timeout = parse_uint("--timeout", optarg, 1, 86400); break;
 		case OPT_BUFFERS:
 			o->buffer_mib = parse_uint("--buffers", optarg, 4, 512);
+			o->buffers_given = true;
 			break;
 		case OPT_IDLE:
 			o->idle_timeout = parse_uint("--idle-timeout", optarg, 0, 1u << 30);
@@ -411,11 +414,19 @@ int main(int argc, char **argv)
 	for (unsigned int i = 0; i < exports.n; i++)
 		if (exports.exp[i].block_size > wc.server.piece_size)
 			wc.server.piece_size = exports.exp[i].block_size;
-	/* --buffers, in pieces: a power of two, what a kmbuf ring holds anyway */
-	wc.reader.buffers = 32;
-	while (wc.reader.buffers < 4096 &&
-	       (uint64_t)wc.reader.buffers * 2 * wc.server.piece_size <= (uint64_t)o.buffer_mib << 20)
-		wc.reader.buffers *= 2;
+	{
+		const struct buffers_request q = {
+			.mib = o.buffer_mib, .given = o.buffers_given, .threads = o.threads,
+			.exports = exports.n, .piece_size = wc.server.piece_size,
+		};
+
+		if (buffers_plan(&q, &wc.reader.buffers, err, sizeof(err))) {
+			log_err("refusing to start: %s", err);
+			goto out_listen;
+		}
+		if (err[0])
+			log_info("%s", err);
+	}
 	wc.server.max_extents_per_conn = 16;
 	wc.server.delayed_rereads = LATER_MAX;
 	wc.reader.min_guarantee = o.require;

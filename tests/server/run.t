@@ -60,6 +60,25 @@ if [ "$(id -u)" = 0 ]; then
 		--run 'grep VmPin /proc/$PPID/status' "$T_DIR/disk.img"
 	like "$T_DIR/out" "^VmPin:[[:space:]]+16384 kB" "--buffers=8 with 2 threads: ro-fixed pins 16 MiB"
 fi
+# every worker holds buffers for every export: by default their total is
+# kept to a budget (1 GiB, less on a small machine), and an explicit
+# --buffers that would take over a quarter of RAM is refused
+set --
+for i in $(seq 1 40); do set -- "$@" "e$i=$T_DIR/disk.img"; done
+if [ "$(id -u)" = 0 ]; then
+	trun 120 "$STABLED" -f --threads=1 --backend=ro-fixed \
+		--run 'grep VmPin /proc/$PPID/status' "$@"
+	exits "stabled with 40 exports" 0
+	like "$T_DIR/err" "read buffers: [0-9]+ MiB per worker and export, not 32: 1 worker x 40 exports at 32 MiB would be 1280 MiB, over the [0-9]+ MiB budget" \
+		"40 exports at 32 MiB: the log says the buffers were lowered, and why"
+	per=$(sed -n 's/.*read buffers: \([0-9]*\) MiB per worker.*/\1/p' "$T_DIR/err")
+	like "$T_DIR/out" "^VmPin:[[:space:]]+$((40 * ${per:-0} * 1024)) kB" \
+		"40 exports: ro-fixed pins 40 x the lowered buffers (${per:-?} MiB)"
+fi
+trun 60 "$STABLED" -f -U "$T_DIR/s" --threads=64 --buffers=512 "$@"
+exits "stabled --threads=64 --buffers=512 with 40 exports" 1
+like "$T_DIR/err" "refusing to start: 64 workers x 40 exports x 512 MiB of read buffers is 1310720 MiB, more than a quarter of RAM" \
+	"buffers over a quarter of RAM: refused, naming the figures"
 trun 30 "$STABLED" -f --buffers=3 "$T_DIR/disk.img"
 exits "stabled --buffers=3" 2
 like "$T_DIR/err" "--buffers: '3' is not a number from 4 to 512" "--buffers below 4 MiB: the message says the range"
