@@ -78,7 +78,8 @@ static int64_t check_blocks(struct stable_reader *rd, struct stable_slot *s,
 	for (uint64_t i = 0; i < n; i++) {
 		uint32_t valid = stable_block_valid(&img->hdr, b0 + i);
 
-		if ((uint64_t)got < i * bs + valid) {
+		rd->last_short = (uint64_t)got < i * bs + valid;
+		if (rd->last_short) {
 			*found = 0;
 			return (int64_t)i;
 		}
@@ -114,9 +115,14 @@ static int block_failed(struct stable_reader *rd, uint64_t b, uint64_t loff,
 	rd->last = (struct stable_error){
 		.block = b, .offset = loff, .length = llen,
 		.expected_crc = stable_image_crc(img, b), .found_crc = found,
-		.error = -EIO,
+		.error = -EIO, .flags = rd->last_short ? STABLE_ERROR_SHORT_READ : 0,
 	};
 	rd->has_last = 1;
+	if (rd->last_short)
+		return stable_rd_err(rd, -EIO,
+				     "%s: block %llu (bytes %llu-%llu): the image file ends before it (truncated while open?), after %u re-reads; %s",
+				     img->path, U(b), U(loff), U(loff + llen - 1),
+				     rd->max_retries, what);
 	return stable_rd_err(rd, -EIO,
 			     "%s: block %llu (bytes %llu-%llu): crc32c expected 0x%08x, found 0x%08x after %u re-reads; %s",
 			     img->path, U(b), U(loff), U(loff + llen - 1),

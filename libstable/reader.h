@@ -43,6 +43,7 @@ struct stable_reader {
 	uint8_t *scratch;		/* one block, for parity rebuilds */
 	struct stable_stats stats;
 	struct stable_error last;
+	bool last_short;		/* check_blocks' last failure was a short read */
 	int has_last;
 	char errmsg[STABLE_ERRMSG_MAX];
 };

@@ -176,9 +176,15 @@ static uint64_t failed_range(struct conn *c, int ret, const struct stable_error 
 	    e->offset + e->length > off) {
 		*bad = e->offset > off ? e->offset : off;
 		end = e->offset + e->length;
-		log_err("export %s: block %llu (bytes %llu-%llu): crc32c expected 0x%08x, found 0x%08x; cannot be verified, re-read or rebuilt: client %s gets EIO for it",
-			c->exp->name, U(e->block), U(e->offset), U(e->offset + e->length - 1),
-			e->expected_crc, e->found_crc, c->peer);
+		if (e->flags & STABLE_ERROR_SHORT_READ)
+			log_err("export %s: block %llu (bytes %llu-%llu): the image file ends before it (truncated while served?): client %s gets EIO for it",
+				c->exp->name, U(e->block), U(e->offset),
+				U(e->offset + e->length - 1), c->peer);
+		else
+			log_err("export %s: block %llu (bytes %llu-%llu): crc32c expected 0x%08x, found 0x%08x; cannot be verified, re-read or rebuilt: client %s gets EIO for it",
+				c->exp->name, U(e->block), U(e->offset),
+				U(e->offset + e->length - 1), e->expected_crc, e->found_crc,
+				c->peer);
 	} else {
 		/* no block named: fail up to the next block boundary */
 		*bad = off;

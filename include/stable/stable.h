@@ -196,9 +196,13 @@ struct stable_error {
 	uint64_t offset;		/* logical byte range it covers */
 	uint64_t length;
 	uint32_t expected_crc;
-	uint32_t found_crc;
+	uint32_t found_crc;		/* 0 with STABLE_ERROR_SHORT_READ */
 	int error;
+	uint32_t flags;			/* STABLE_ERROR_* */
 };
+/* The block was not read whole: the file ends before it (truncated while
+ * open), so there was nothing to checksum. */
+#define STABLE_ERROR_SHORT_READ (1u << 0)
 
 /* --- asynchronous reads ----------------------------------------------------
  *

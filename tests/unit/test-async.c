@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "tap.h"
 #include "testutil.h"
@@ -39,6 +40,9 @@ static void run(enum stable_backend backend, const char *bname)
 	uint32_t digest;
 	int ret, n, got = 0, right = 0, eio = 0, bad_block = -1, msg_ok = 0;
 	int msg_ok_success = 0;
+	uint32_t bad_flags = ~0u;
+	const struct stable_extent *ext;
+	struct stable_error e;
 
 	tu_tmpdir();
 	diag("backend %s", bname);
@@ -107,6 +111,7 @@ static void run(enum stable_backend backend, const char *bname)
 			if (c[i].result == -EIO) {
 				eio++;
 				bad_block = (int)c[i].error.block;
+				bad_flags = c[i].error.flags;
 				msg_ok = c[i].message && strstr(c[i].message, "block 41");
 				if (!msg_ok)
 					diag("message: %s", c[i].message ? c[i].message : "(null)");
@@ -123,6 +128,22 @@ static void run(enum stable_backend backend, const char *bname)
 	ok(msg_ok, "its own message names block 41");
 	is(msg_ok_success, 3, "the successful completions carry no message");
 	is(right, 3, "the other three deliver the right bytes");
+	is(bad_flags, 0, "a checksum mismatch is not flagged a short read");
+
+	/* The file cut 100 bytes into block 60, as if truncated while open:
+	 * the blocks before read, block 60 fails as a short read. */
+	ok(truncate(tu_path("img"), 4096 * 61 + 100) == 0, "truncate the image in block 60");
+	ret = stable_read(rd, 59 * BS, BS, &ext);
+	is(ret, 0, "block 59, whole in the file, reads");
+	if (!ret)
+		stable_release(rd, ext);
+	is(stable_read(rd, 60 * BS, BS, &ext), -EIO, "block 60, cut short, fails with EIO");
+	memset(&e, 0, sizeof(e));
+	is(stable_last_error(rd, &e), 0, "its error is recorded");
+	is(e.block, 60, "it names block 60");
+	ok(e.flags & STABLE_ERROR_SHORT_READ, "flagged a short read");
+	ok(strstr(stable_errmsg(rd), "the image file ends before it") != NULL,
+	   "the message says the file ends before the block");
 	is(stable_reader_free(rd), 0, "free");
 	stable_image_close(img);
 	tu_cleanup();
