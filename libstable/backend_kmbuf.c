@@ -181,8 +181,14 @@ static int kmbuf_complete(struct stable_reader *rd, struct stable_slot *s,
 	struct kmbuf *k = rd->backend;
 	uint32_t bid;
 
-	if (!(cflags & IORING_CQE_F_BUFFER))
-		return res < 0 ? res : -EIO;	/* failed reads keep no buffer */
+	if (!(cflags & IORING_CQE_F_BUFFER)) {
+		/* failed reads keep no buffer, and neither does one at the
+		 * end of the file: 0 bytes, which the pipeline calls short */
+		if (res <= 0)
+			return res;
+		return stable_rd_err(rd, -EIO, "the kernel read %d bytes but posted no buffer",
+				     res);
+	}
 	bid = cflags >> IORING_CQE_BUFFER_SHIFT;
 	if (bid >= k->entries)
 		return stable_rd_err(rd, -EIO, "the kernel posted buffer %u of %u", bid,

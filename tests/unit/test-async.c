@@ -139,7 +139,10 @@ static void run(enum stable_backend backend, const char *bname)
 		stable_release(rd, ext);
 	is(stable_read(rd, 60 * BS, BS, &ext), -EIO, "block 60, cut short, fails with EIO");
 	memset(&e, 0, sizeof(e));
-	is(stable_last_error(rd, &e), 0, "its error is recorded");
+	ret = stable_last_error(rd, &e);
+	is(ret, 0, "its error is recorded");
+	if (ret)
+		diag("message: %s", stable_errmsg(rd));
 	is(e.block, 60, "it names block 60");
 	ok(e.flags & STABLE_ERROR_SHORT_READ, "flagged a short read");
 	ok(strstr(stable_errmsg(rd), "the image file ends before it") != NULL,
