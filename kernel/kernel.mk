@@ -79,7 +79,8 @@ uapi-check: kernel
 # libstable's backend suites, run in the VM too: there kmbuf-ro is present
 # and must pass like the other backends (they are dynamic programs).
 VM_LIB_TESTS := $(addprefix $(BUILD)/tests/,test-async test-parity-rebuild \
-	test-stress test-buffer-attacks test-table-reload test-reader-misuse)
+	test-stress test-buffer-attacks test-table-reload test-reader-misuse \
+	test-zero-extents)
 
 # The kernel's NBD client against stabled (tests/kernel/nbd-client.sh):
 # Debian's nbd-client and stabled go into the initramfs, the ext4 images

@@ -50,6 +50,18 @@ int stable_rd_queue(struct stable_reader *rd, struct stable_slot *s)
 	int fd, ret;
 
 	stable_pipeline_locate(rd, s, &fd, &off, &len);
+	if (len == 0) {
+		/* A ZERO extent of a compressed image: nothing is stored, so
+		 * nothing is read. Its completion waits in the stash, and the
+		 * eventfd says so, as for any other finished read. */
+		uint64_t one = 1;
+
+		if (write(rd->efd, &one, sizeof(one)) < 0)
+			return -errno;
+		rd->stash[rd->nstash++] = (struct stable_cqe){ s->index, 0, 0, true };
+		rd->efd_dirty = 2;
+		return 0;
+	}
 	ret = rd->ops->queue_read(rd, s, fd, off, len, s->index);
 	if (ret == 0)
 		rd->queued++;
@@ -111,7 +123,7 @@ ssize_t stable_rd_read_sync(struct stable_reader *rd, struct stable_slot *s,
 			return ret ? ret : res;	/* ret > 0: the bytes it read */
 		}
 		/* Another slot's read: at most one per slot, so it fits. */
-		rd->stash[rd->nstash++] = (struct stable_cqe){ ud, res, flags };
+		rd->stash[rd->nstash++] = (struct stable_cqe){ ud, res, flags, false };
 	}
 }
 
@@ -188,7 +200,7 @@ static void finish_one(struct stable_reader *rd, const struct stable_cqe *q,
 
 	rd->inflight--;
 	rd->has_last = 0;
-	ret = rd->ops->complete(rd, s, q->res, q->flags);
+	ret = q->no_io ? 0 : rd->ops->complete(rd, s, q->res, q->flags);
 	/* ret > 0: the backend read itself, and says how much */
 	ret = stable_pipeline_finish(rd, s, ret ? ret : q->res);
 	memset(c, 0, sizeof(*c));
@@ -231,7 +243,7 @@ int stable_reap(struct stable_reader *rd, struct stable_completion *c,
 		finish_one(rd, &q, &c[n++]);
 	}
 	while (n < max && io_uring_peek_cqe(&rd->ring, &cqe) == 0) {
-		struct stable_cqe q = { io_uring_cqe_get_data64(cqe), cqe->res, cqe->flags };
+		struct stable_cqe q = { io_uring_cqe_get_data64(cqe), cqe->res, cqe->flags, false };
 
 		io_uring_cqe_seen(&rd->ring, cqe);
 		if (!not_a_read(rd, q.user_data, q.res))

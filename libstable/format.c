@@ -331,13 +331,19 @@ int stable_index_check(const struct stable_hdr *h, const uint8_t *index,
 		if (logical > h->extent_size)
 			logical = h->extent_size;
 		stable_index_get(index, e, &ent);
-		if (ent.flags & ~STABLE_XF_RAW)
+		if (ent.flags & ~(STABLE_XF_RAW | STABLE_XF_ZERO))
 			FAIL("compression index extent %llu: unknown flags 0x%x",
 			     U(e), ent.flags);
+		if ((ent.flags & STABLE_XF_RAW) && (ent.flags & STABLE_XF_ZERO))
+			FAIL("compression index extent %llu: flagged both RAW and ZERO", U(e));
 		if (ent.first_block != next)
 			FAIL("compression index extent %llu: first_block %llu, expected %llu",
 			     U(e), U(ent.first_block), U(next));
-		if (ent.stored_bytes == 0 || ent.stored_bytes > logical)
+		if ((ent.flags & STABLE_XF_ZERO) && ent.stored_bytes != 0)
+			FAIL("compression index extent %llu: a ZERO extent stores nothing, not %u bytes",
+			     U(e), ent.stored_bytes);
+		if (!(ent.flags & STABLE_XF_ZERO) &&
+		    (ent.stored_bytes == 0 || ent.stored_bytes > logical))
 			FAIL("compression index extent %llu: stored_bytes %u is not from 1 to %llu",
 			     U(e), ent.stored_bytes, U(logical));
 		if ((ent.flags & STABLE_XF_RAW) && ent.stored_bytes != logical)

@@ -29,6 +29,7 @@
 
 /* compression index entry flags */
 #define STABLE_XF_RAW		(1u << 0)	/* stored uncompressed */
+#define STABLE_XF_ZERO		(1u << 1)	/* all zeroes: nothing stored */
 
 struct stable_hdr {
 	uint32_t version;

@@ -170,6 +170,14 @@ static int pass_compressed(struct mk *m)
 		ret = read_src(m, m->buf, len, pos);
 		if (ret)
 			return ret;
+		/* Holes (and zeroes) stay holes: nothing stored, no blocks. */
+		if (all_zero(m->buf, len)) {
+			ent = (struct stable_index_entry){ .first_block = next,
+							   .flags = STABLE_XF_ZERO };
+			stable_index_put(m->index, e, &ent);
+			progress(m, pos + len);
+			continue;
+		}
 		if (compress2(m->zbuf, &zlen, m->buf, len, Z_DEFAULT_COMPRESSION) != Z_OK)
 			return stable_set_err(m->err, m->errlen, -EIO,
 					      "zlib failed on extent %llu", U(e));
@@ -357,7 +365,8 @@ static int make(struct mk *m, const char *tmp, uint32_t *digest)
 	if (ftruncate(m->out, (off_t)end) < 0 || fsync(m->out) < 0)
 		return stable_set_err(m->err, m->errlen, -errno, "%s: %s", tmp,
 				      strerror(errno));
-	*digest = stable_root_digest(h, m->table, m->index);
+	if (digest)	/* optional */
+		*digest = stable_root_digest(h, m->table, m->index);
 	return 0;
 }
 

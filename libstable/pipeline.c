@@ -290,6 +290,10 @@ static int inflate_extent(struct stable_reader *rd, const uint8_t *stored,
 	uLongf out_len = llen;
 	int z;
 
+	if (ent->flags & STABLE_XF_ZERO) {
+		memset(out, 0, llen);
+		return 0;
+	}
 	if (ent->flags & STABLE_XF_RAW) {
 		memcpy(out, stored, llen);
 		return 0;
@@ -348,7 +352,7 @@ static int read_compressed(struct stable_reader *rd, struct stable_slot *s,
 	if (ret)
 		return ret;
 	rd->ops->put(rd, s);
-	if (!(ent.flags & STABLE_XF_RAW))
+	if (!(ent.flags & (STABLE_XF_RAW | STABLE_XF_ZERO)))
 		s->ext.flags |= STABLE_EXTENT_INFLATED;
 	return publish_aux(rd, s, llen, off - loff);
 }

@@ -386,7 +386,8 @@ int stable_read(struct stable_reader *rd, uint64_t off, size_t len,
 	rd->has_last = 0;
 	stable_pipeline_plan(rd, s, off, len);
 	stable_pipeline_locate(rd, s, &fd, &foff, &flen);
-	got = stable_rd_read_sync(rd, s, fd, foff, flen);
+	/* a ZERO extent of a compressed image has nothing stored to read */
+	got = flen ? stable_rd_read_sync(rd, s, fd, foff, flen) : 0;
 	ret = stable_rd_settle(rd, s, stable_pipeline_finish(rd, s, got));
 	if (ret == 0)
 		*ext = &s->ext;

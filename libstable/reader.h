@@ -35,7 +35,8 @@ struct stable_reader {
 	 * nothing in flight needs no system call. (async.c) */
 	int efd_dirty;
 	/* completions of other slots seen while waiting for one (async.c) */
-	struct stable_cqe { uint64_t user_data; int res; unsigned int flags; } *stash;
+	/* no_io: a read that needed no I/O (a ZERO extent), finished at submit */
+	struct stable_cqe { uint64_t user_data; int res; unsigned int flags; bool no_io; } *stash;
 	unsigned int nstash;
 	/* per slot, the message of its last failed completion; allocated
 	 * at the first failure (async.c) */

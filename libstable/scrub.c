@@ -223,8 +223,8 @@ static int check_extents(struct scrub *s, void (*cb)(void *, const struct stable
 		ssize_t got;
 
 		stable_index_get(s->img->index, e, &ent);
-		if (ent.flags & STABLE_XF_RAW)
-			continue;
+		if (ent.flags & (STABLE_XF_RAW | STABLE_XF_ZERO))
+			continue;	/* nothing to inflate */
 		nb = stable_div_round_up(ent.stored_bytes, h->block_size);
 		for (uint64_t b = ent.first_block; b < ent.first_block + nb; b++)
 			bad |= is_bad(s, b);

@@ -170,10 +170,28 @@ static void index_cases(void)
 	stable_index_put(idx, 1, &e[1]);
 	ok(stable_index_check(&h, idx, err, sizeof(err)) < 0 &&
 	   strstr(err, "stored_bytes 0"), "empty extent: %s", err);
-	e[1].stored_bytes = 100; e[1].flags = 2;
+	e[1].stored_bytes = 100; e[1].flags = 4;
 	stable_index_put(idx, 1, &e[1]);
 	ok(stable_index_check(&h, idx, err, sizeof(err)) < 0 &&
-	   strstr(err, "unknown flags 0x2"), "unknown extent flag: %s", err);
+	   strstr(err, "unknown flags 0x4"), "unknown extent flag: %s", err);
+	/* a ZERO extent stores nothing and takes no blocks */
+	e[1].flags = STABLE_XF_ZERO;
+	stable_index_put(idx, 1, &e[1]);
+	ok(stable_index_check(&h, idx, err, sizeof(err)) < 0 &&
+	   strstr(err, "a ZERO extent stores nothing, not 100 bytes"),
+	   "a ZERO extent with stored bytes: %s", err);
+	e[1].stored_bytes = 0;
+	stable_index_put(idx, 1, &e[1]);
+	h.data_blocks = 2;
+	err[0] = '\0';
+	ok(stable_index_check(&h, idx, err, sizeof(err)) == 0,
+	   "a ZERO extent of no blocks accepted: %s", err);
+	e[1].flags = STABLE_XF_ZERO | STABLE_XF_RAW;
+	stable_index_put(idx, 1, &e[1]);
+	ok(stable_index_check(&h, idx, err, sizeof(err)) < 0 &&
+	   strstr(err, "flagged both RAW and ZERO"), "RAW and ZERO at once: %s", err);
+	h.data_blocks = 3;
+	e[1].stored_bytes = 100;
 	e[1].flags = STABLE_XF_RAW;
 	stable_index_put(idx, 1, &e[1]);
 	ok(stable_index_check(&h, idx, err, sizeof(err)) < 0 &&
