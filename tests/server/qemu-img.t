@@ -2,7 +2,8 @@
 # Description: qemu-img, a real NBD client, sees the export's size, copies
 # it to raw and compares it equal to the original bytes, for an inline,
 # a compressed and a sidecar image whose size is a multiple of 512 but not
-# of the block size (qemu rounds other sizes up to 512: see nbdcopy.t for
+# of the block size, and a compressed image of a sparse source (its
+# extents of zeroes store nothing and are served without a read) (qemu rounds other sizes up to 512: see nbdcopy.t for
 # odd sizes).
 . "$(dirname "$0")/lib.sh"
 need qemu-img
@@ -14,13 +15,17 @@ mkimg "$src" "$T_DIR/small.stable" -b 512
 mkimg "$src" "$T_DIR/sidecar.stable" --sidecar
 text_file "$T_DIR/text.raw" 2000384
 mkimg "$T_DIR/text.raw" "$T_DIR/zip.stable" -z
+truncate -s 2000384 "$T_DIR/holes.raw"
+dd if="$T_DIR/text.raw" of="$T_DIR/holes.raw" bs=65536 seek=10 count=3 conv=notrunc status=none
+mkimg "$T_DIR/holes.raw" "$T_DIR/holes.stable" -z
 
 start_server "$T_DIR/inline.stable" "$T_DIR/small.stable" \
-	"$T_DIR/sidecar.stable" "$T_DIR/zip.stable" || done_testing
+	"$T_DIR/sidecar.stable" "$T_DIR/zip.stable" "$T_DIR/holes.stable" || done_testing
 
-for e in inline small sidecar zip; do
+for e in inline small sidecar zip holes; do
 	orig=$src
 	[ $e = zip ] && orig=$T_DIR/text.raw
+	[ $e = holes ] && orig=$T_DIR/holes.raw
 	u="nbd+unix:///$e?socket=$SOCK"
 
 	trun 60 qemu-img info --output=json "$u"
