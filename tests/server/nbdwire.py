@@ -278,6 +278,46 @@ class Conn:
                 raise Closed("bad chunk magic")
 
 
+def replies(conn, n):
+    """n whole replies to requests in flight together. Chunks of different
+    replies may interleave and a reply's data chunks may come in any order
+    (the spec allows both): {handle: ('simple', err) or [(flags, type,
+    payload), ...]}."""
+    out, done = {}, 0
+    while done < n:
+        magic = struct.unpack(">I", conn.recv_exact(4))[0]
+        if magic == SIMPLE_MAGIC:
+            err, handle = struct.unpack(">IQ", conn.recv_exact(12))
+            out[handle] = ("simple", err)
+            done += 1
+            continue
+        if magic != CHUNK_MAGIC:
+            raise Closed("bad reply magic 0x%08x" % magic)
+        flags, ctype, handle, length = struct.unpack(">HHQI", conn.recv_exact(16))
+        out.setdefault(handle, []).append(
+            (flags, ctype, conn.recv_exact(length) if length else b""))
+        if flags & 1:
+            done += 1
+    return out
+
+
+def assemble(chunks, off, length):
+    """The bytes [off, off + length) from a structured reply's data chunks,
+    each placed at its own offset; None if an error chunk came or a byte
+    is missing or outside the range."""
+    buf, have = bytearray(length), 0
+    for fl, ctype, payload in chunks:
+        if ctype in (TYPE_ERROR, TYPE_ERROR_OFFSET):
+            return None
+        if ctype == TYPE_DATA:
+            at = struct.unpack(">Q", payload[:8])[0] - off
+            if at < 0 or at + len(payload) - 8 > length:
+                return None
+            buf[at:at + len(payload) - 8] = payload[8:]
+            have += len(payload) - 8
+    return bytes(buf) if have == length else None
+
+
 def read_structured(conn, off, length, flags=0, handle=7):
     """Reads with structured replies; returns (data dict offset->bytes, errors)."""
     conn.request(CMD_READ, off, length, flags=flags, handle=handle)

@@ -113,12 +113,10 @@ t.is_(c.reply(), ("simple", EINVAL, 15), "BLOCK_STATUS without a meta context: E
 for i in range(64):
     c.request(CMD_READ, (i * 7919) % (SIZE - 70000), 65536 + i, handle=1000 + i)
 okc = 0
+got = replies(c, 64)
 for i in range(64):
-    kind, chunks = c.reply()
-    h = chunks[0][2]
-    off = (h - 1000) * 7919 % (SIZE - 70000)
-    payload = b"".join(p[8:] for fl, ct, hh, p in chunks if ct == TYPE_DATA)
-    okc += payload == src[off:off + 65536 + (h - 1000)]
+    off = (i * 7919) % (SIZE - 70000)
+    okc += assemble(got.get(1000 + i, []), off, 65536 + i) == src[off:off + 65536 + i]
 t.is_(okc, 64, "64 pipelined reads: every reply complete and correct")
 c.request(CMD_DISC, 0, 0)
 t.ok(c.closed_by_server(), "DISC: the server closes")
