@@ -258,24 +258,32 @@ class Conn:
         magic, flags, ctype, handle, length = struct.unpack(">IHHQI", self.recv_exact(20))
         return magic, flags, ctype, handle, self.recv_exact(length) if length else b""
 
-    def reply(self):
-        """One whole reply: ('simple', err, handle) or ('chunks', [...])."""
-        head = self.recv_exact(4)
-        magic = struct.unpack(">I", head)[0]
+    def unit(self):
+        """What comes next on the wire: a simple reply's header ('simple',
+        err, handle) or one structured chunk ('chunk', flags, type,
+        handle, payload)."""
+        magic = struct.unpack(">I", self.recv_exact(4))[0]
         if magic == SIMPLE_MAGIC:
             err, handle = struct.unpack(">IQ", self.recv_exact(12))
             return ("simple", err, handle)
         if magic != CHUNK_MAGIC:
             raise Closed("bad reply magic 0x%08x" % magic)
-        chunks = []
-        while True:
-            flags, ctype, handle, length = struct.unpack(">HHQI", self.recv_exact(16))
-            data = self.recv_exact(length) if length else b""
-            chunks.append((flags, ctype, handle, data))
-            if flags & 1:
-                return ("chunks", chunks)
-            if struct.unpack(">I", self.recv_exact(4))[0] != CHUNK_MAGIC:
-                raise Closed("bad chunk magic")
+        flags, ctype, handle, length = struct.unpack(">HHQI", self.recv_exact(16))
+        return ("chunk", flags, ctype, handle, self.recv_exact(length) if length else b"")
+
+    def reply(self):
+        """One whole reply, its chunks in a row: ('simple', err, handle) or
+        ('chunks', [(flags, type, handle, payload), ...])."""
+        u = self.unit()
+        if u[0] == "simple":
+            return u
+        chunks = [u[1:]]
+        while not chunks[-1][0] & 1:
+            u = self.unit()
+            if u[0] != "chunk":
+                raise Closed("a simple reply inside a structured one")
+            chunks.append(u[1:])
+        return ("chunks", chunks)
 
 
 def replies(conn, n):
@@ -285,17 +293,13 @@ def replies(conn, n):
     payload), ...]}."""
     out, done = {}, 0
     while done < n:
-        magic = struct.unpack(">I", conn.recv_exact(4))[0]
-        if magic == SIMPLE_MAGIC:
-            err, handle = struct.unpack(">IQ", conn.recv_exact(12))
-            out[handle] = ("simple", err)
+        u = conn.unit()
+        if u[0] == "simple":
+            out[u[2]] = ("simple", u[1])
             done += 1
             continue
-        if magic != CHUNK_MAGIC:
-            raise Closed("bad reply magic 0x%08x" % magic)
-        flags, ctype, handle, length = struct.unpack(">HHQI", conn.recv_exact(16))
-        out.setdefault(handle, []).append(
-            (flags, ctype, conn.recv_exact(length) if length else b""))
+        flags, ctype, handle, payload = u[1:]
+        out.setdefault(handle, []).append((flags, ctype, payload))
         if flags & 1:
             done += 1
     return out
