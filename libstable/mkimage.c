@@ -94,6 +94,33 @@ static int all_zero(const uint8_t *p, size_t len)
 	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
 }
 
+/*
+ * Writes the blocks of buf (whole blocks) that are not all zeroes, in
+ * runs. Holes stay holes, block by block: a sparse source makes a sparse
+ * image (the output is a new file), and readers can map its zero blocks
+ * without reading them (map.c).
+ */
+static int write_blocks(struct mk *m, const uint8_t *buf, size_t len, uint64_t off)
+{
+	const size_t bs = m->h.block_size;
+	size_t start = 0, end;
+	int ret;
+
+	while (start < len) {
+		while (start < len && all_zero(buf + start, bs))
+			start += bs;
+		for (end = start; end < len && !all_zero(buf + end, bs); end += bs)
+			;
+		if (end > start) {
+			ret = write_out(m, buf + start, end - start, off + start);
+			if (ret)
+				return ret;
+		}
+		start = end;
+	}
+	return 0;
+}
+
 static void progress(struct mk *m, uint64_t done)
 {
 	if (m->o->progress)
@@ -136,9 +163,8 @@ static int pass_plain(struct mk *m)
 			if (ret)
 				return ret;
 		}
-		/* Holes stay holes: a sparse source makes a sparse image. */
-		if (!(m->h.flags & STABLE_HF_SIDECAR) && !all_zero(m->buf, padded)) {
-			ret = write_out(m, m->buf, padded, m->h.data_offset + pos);
+		if (!(m->h.flags & STABLE_HF_SIDECAR)) {
+			ret = write_blocks(m, m->buf, padded, m->h.data_offset + pos);
 			if (ret)
 				return ret;
 		}
