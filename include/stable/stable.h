@@ -122,6 +122,21 @@ void stable_image_get_info(const struct stable_image *img,
 int stable_image_block_crc(const struct stable_image *img, uint64_t block,
 			   uint32_t *crc);
 
+/*
+ * The image's map, for sparse copies: from `offset`, the length of the run
+ * of one kind (at most `length`, to the end of the data) in *run, and in
+ * *flags STABLE_MAP_ZERO if the run reads as zeroes with nothing stored
+ * for it, else 0 (data, zeroes or not). Zero is claimed only where a
+ * verified read would return zeroes: a compressed image's zero extents,
+ * and a plain image's blocks that are holes in the data file and whose
+ * checksum is that of zeroes. A call looks at a bounded number of blocks;
+ * call again from offset + *run for the rest. 0, or -EINVAL (offset past
+ * the end, length 0, a NULL pointer).
+ */
+#define STABLE_MAP_ZERO 1u
+int stable_image_map(const struct stable_image *img, uint64_t offset,
+		     uint64_t length, uint64_t *run, unsigned int *flags);
+
 /* "0a1b2c3d": the root digest as stable-mkimage prints it. */
 int stable_digest_parse(const char *text, uint32_t *digest);
 
