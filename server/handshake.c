@@ -189,7 +189,8 @@ static void opt_list(struct conn *c, uint32_t len)
 /*
  * NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: export name,
  * then a count of queries, each a length and a string. We know one
- * context, base:allocation (everything is data: an image has no holes).
+ * context, base:allocation (zero runs the image vouches for, and data:
+ * protocol.c's block_status).
  */
 static void opt_meta(struct conn *c, uint32_t opt, const uint8_t *d, uint32_t len)
 {
