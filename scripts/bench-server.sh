@@ -31,6 +31,13 @@
 # (kernel/vm-bench-server.sh), under busybox: sh, awk and no python3.
 # BENCH_FINE=1 prints MiB/s to a tenth and IOPS unrounded, for the VM's
 # rows of a few MiB/s and 1000 IOPS.
+# BENCH_PROFILE=1 (needs perf, from linux-perf) samples every CPU with
+# perf in the middle of each row and ends with a table of where the CPU
+# went, in ms per GiB served: the server's, its copy out of the page
+# cache, its copy into the socket and its crc32c, and the client's (fio)
+# with its copy out of the socket. Copies are told apart by the kernel
+# functions doing them (6.18: __pi_memcpy or _copy_to_iter into a read
+# buffer, _copy_from_iter into the socket, _copy_to_iter out of it).
 set -eu
 bindir=${1:-build/bin}
 secs=${BENCH_SECONDS:-8}
@@ -49,6 +56,9 @@ trap 'exit 130' INT TERM
 servers="stabled stabled-sealed stabled-private nbdkit qemu-nbd"
 [ -n "${BENCH_BASELINE:-}" ] && servers="baseline baseline-private $servers"
 servers=${BENCH_SERVERS:-$servers}
+profile=${BENCH_PROFILE:-}
+[ -n "$profile" ] && ! command -v perf >/dev/null &&
+	{ echo "bench-server: BENCH_PROFILE needs perf (apt install linux-perf)" >&2; exit 1; }
 for c in fio $servers; do
 	case $c in fio|nbdkit|qemu-nbd) ;; *) continue ;; esac
 	command -v "$c" >/dev/null || { echo "bench-server: $c is not installed" >&2; exit 1; }
@@ -112,6 +122,39 @@ stop() {
 	spid=
 }
 
+# BENCH_PROFILE: perf samples every CPU for the row's middle seconds...
+profile_window() {
+	sleep 1
+	perf record -a -q -o "$dir/perf.data" -- sleep $((secs > 3 ? secs - 2 : 1)) \
+		>/dev/null 2>&1
+}
+
+# ...and a sample's share of all CPUs, over the GiB served in the same
+# time, is ms per GiB: share% x 10 x CPUs x 1024 / MiB/s (the row's mean).
+profile_split() {
+	perf report -i "$dir/perf.data" --no-children --sort comm,sym 2>/dev/null |
+	awk -v comm="$(cat "/proc/$spid/comm")" -v terse="$dir/fio.terse" \
+		-v ncpu="$(grep -c ^processor /proc/cpuinfo)" '
+		BEGIN {
+			while ((getline line < terse) > 0)
+				if (line ~ /^3;/) { split(line, f, ";"); mibs = f[7] / 1024 }
+		}
+		/^#/ || NF < 4 { next }
+		{ p = $1 + 0 }
+		$2 == comm {
+			srv += p
+			if ($4 == "__pi_memcpy" || $4 == "_copy_to_iter") rd += p
+			if ($4 == "_copy_from_iter") snd += p
+			if ($4 ~ /^crc32/) crc += p
+		}
+		$2 == "fio" { cli += p; if ($4 == "_copy_to_iter") cpy += p }
+		END {
+			k = mibs ? 10 * ncpu * 1024 / mibs : 0
+			printf "%.0f %.0f %.0f %.0f %.0f %.0f", srv * k, rd * k, snd * k,
+				crc * k, cli * k, cpy * k
+		}'
+}
+
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)	# busybox has no getconf
 echo "| server | workload | conns | MiB/s | IOPS | server CPU s/GiB | server peak RSS MiB | pinned MiB | load |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -135,14 +178,19 @@ while [ "$round" -lt "$rounds" ]; do
 				fio --name="$name" --ioengine=nbd --uri="nbd+unix:///?socket=$dir/sock" \
 					--rw="$rw" --bs="$bs" --iodepth=16 --numjobs="$jobs" \
 					--group_reporting --time_based --runtime="$secs" --size="$size" \
-					--output-format=terse --terse-version=3 >"$dir/fio.terse"
+					--output-format=terse --terse-version=3 >"$dir/fio.terse" &
+				fpid=$!
+				[ -n "$profile" ] && profile_window
+				wait "$fpid"
 				t1=$(cpu_ticks "$spid")
+				costs=
+				[ -n "$profile" ] && costs=$(profile_split)
 				# terse v3, one line per group: field 6 is the KiB read, 7 the
 				# KiB/s, 8 the IOPS (awk, for the VM's busybox has no python3)
 				awk -F';' -v server="$label" -v name="$name" -v jobs="$jobs" \
 					-v ticks="$((t1 - t0))" -v hz="$hz" -v load="$load" \
 					-v status="/proc/$spid/status" -v fine="${BENCH_FINE:-}" \
-					-v round="$round" -v rows="$dir/rows" '
+					-v round="$round" -v rows="$dir/rows" -v costs="$costs" '
 					/^3;/ { kib = $6; bw = $7; iops = $8 }
 					END {
 						rss = 0
@@ -164,8 +212,8 @@ while [ "$round" -lt "$rounds" ]; do
 						printf "| %s | %s | %s | %s | %s | %.2f | %.0f | %.0f | %s |\n",
 							server, name, jobs, mib, ops,
 							gib ? cpu / gib : 0, rss, pin, load
-						printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", round, server,
-							name, jobs, bw, iops, gib ? cpu / gib : 0 >> rows
+						printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", round, server,
+							name, jobs, bw, iops, gib ? cpu / gib : 0, costs >> rows
 					}' "$dir/fio.terse"
 			done
 		done
@@ -198,6 +246,11 @@ awk -F'\t' -v fine="${BENCH_FINE:-}" '
 		bw[key] = bw[key] " " $5
 		iops[key] = iops[key] " " $6
 		cpu[key] = cpu[key] " " $7
+		if ($8 != "") {		# BENCH_PROFILE: six ms/GiB figures
+			n = split($8, cv, " ")
+			for (i = 1; i <= n; i++) cost[key, i] = cost[key, i] " " cv[i]
+			profiled = 1
+		}
 		val[$1, key] = $5
 		if ($2 == "nbdkit") ref[$1, $3 SUBSEP $4] = $5
 		if ($1 > rounds) rounds = $1
@@ -226,5 +279,18 @@ awk -F'\t' -v fine="${BENCH_FINE:-}" '
 			else
 				printf "| %s | %s | %s | %.0f | %.1fk | %.2f | %s |\n",
 					f[1], f[2], f[3], b / 1024, o / 1000, c, x
+		}
+		if (!profiled)
+			exit
+		print "\nWhere the CPU went (BENCH_PROFILE), medians in ms per GiB served\n"
+		print "| server | workload | conns | server | its page-cache copy | its socket copy | crc32c | client (fio) | its socket copy |"
+		print "|---|---|---|---|---|---|---|---|---|"
+		for (k = 1; k <= nkeys; k++) {
+			key = order[k]
+			split(key, f, SUBSEP)
+			line = "| " f[1] " | " f[2] " | " f[3] " |"
+			for (i = 1; i <= 6; i++)
+				line = line sprintf(" %.0f |", median(cost[key, i]))
+			print line
 		}
 	}' "$dir/rows"
