@@ -2,10 +2,11 @@
  * Description: stable_image_map() calls a run zero only where a verified
  * read returns zeroes: a plain image's blocks that are holes in the file
  * with the checksum of zeroes (the last block short), and a compressed
- * image's zero extents. Walking the map from any offset gives the
- * source's layout; a hole punched into data (the negative control: its
- * checksum is not that of zeroes, and reading it fails) stays data, as
- * do zeroes written out in full; bad arguments are -EINVAL.
+ * image's zero extents (a sidecar image: the raw file's own holes).
+ * Walking the map from any offset gives the source's layout; a hole
+ * punched into data (the negative control: its checksum is not that of
+ * zeroes, and reading it fails) stays data, as do zeroes written out in
+ * full; bad arguments are -EINVAL.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +104,27 @@ static void plain(void)
 	ok(stable_image_map(img, 0, UINT64_MAX, &run, &flags) == 0 && run == 8 * BS && !flags,
 	   "a length past the end is cut to the data: 8 blocks of data");
 	stable_image_close(img);
+
+	/* a sidecar image maps the raw source's own holes */
+	{
+		struct stable_mkimage_options so = { .sidecar = 1 };
+		int rfd = open(tu_path("plain.raw"), O_RDWR);
+
+		/* the raw file was written out in full: make its zeroes holes */
+		for (int b = 0; rfd >= 0 && b <= NB; b++)
+			if (zero_blocks[b] && fallocate(rfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+						       (off_t)b * BS, BS))
+				diag("punch block %d: %s", b, strerror(errno));
+		if (rfd >= 0)
+			close(rfd);
+		ok(stable_mkimage(tu_path("plain.raw"), tu_path("side.img"), &so, NULL, err,
+				  sizeof(err)) == 0, "make a sidecar image of it: %s", err);
+		is(stable_image_open(&img, tu_path("side.img"), NULL, err, sizeof(err)), 0,
+		   "open it: %s", err);
+		ok(walk_agrees(img, 0, LEN, zero_blocks, &runs) && runs == 4,
+		   "sidecar: the map of the raw file's holes matches, in 4 runs");
+		stable_image_close(img);
+	}
 
 	/* the negative control: block 26 becomes a hole, but its checksum
 	 * is of data; block 12's zeroes are written out, no longer a hole */
