@@ -226,6 +226,7 @@ static int load(struct stable_image *img, const char *path,
 			return stable_set_err(err, errlen, ret, "%s: %s", path, why);
 	}
 	img->root_digest = stable_root_digest(h, img->table, img->index);
+	img->zero_block_crc = stable_zero_crc(h->block_size);
 	if ((img->flags & STABLE_OPEN_EXPECT_DIGEST) &&
 	    o->expected_digest != img->root_digest)
 		return stable_set_err(err, errlen, -EBADMSG,

@@ -25,6 +25,7 @@ struct stable_image {
 	uint8_t *table;
 	uint8_t *index;
 	uint32_t root_digest;	/* atomic: a reload changes it */
+	uint32_t zero_block_crc; /* crc32c of a block of zeroes (map.c) */
 	/* reload state (reload.c) */
 	pthread_mutex_t reload_lock;
 	uint64_t generation;	/* atomic: bumped by each reload that changed entries */
@@ -53,6 +54,9 @@ static inline uint64_t stable_image_generation(const struct stable_image *img)
  * the middle of an update, or damage).
  */
 int stable_image_reload(struct stable_image *img, char *err, size_t errlen);
+
+/* crc32c of len zero bytes (map.c). */
+uint32_t stable_zero_crc(uint32_t len);
 
 /* Where stored block b lives: its file and byte offset. */
 static inline void stable_image_locate(const struct stable_image *img,

@@ -23,7 +23,7 @@
  * short (the caller asks again from where the run ended). */
 #define MAP_MAX_UNITS 16384u
 
-static uint32_t zero_crc(uint32_t len)
+uint32_t stable_zero_crc(uint32_t len)
 {
 	static const uint8_t zeroes[4096];
 	uint32_t crc = 0;
@@ -59,7 +59,7 @@ static uint64_t map_extents(const struct stable_image *img, uint64_t offset,
 
 /* Plain block b: a hole of the file, inside it, checksummed as zeroes? */
 static bool block_is_zero(const struct stable_image *img, uint64_t b,
-			  uint64_t hole_end, uint32_t full_crc)
+			  uint64_t hole_end)
 {
 	const struct stable_hdr *h = &img->hdr;
 	uint32_t valid = stable_block_valid(h, b);
@@ -67,7 +67,8 @@ static bool block_is_zero(const struct stable_image *img, uint64_t b,
 
 	if (pos + valid > hole_end)
 		return false;
-	return stable_image_crc(img, b) == (valid == h->block_size ? full_crc : zero_crc(valid));
+	return stable_image_crc(img, b) ==
+	       (valid == h->block_size ? img->zero_block_crc : stable_zero_crc(valid));
 }
 
 /* Plain images: the data file's holes, block by block. */
@@ -78,7 +79,6 @@ static uint64_t map_blocks(const struct stable_image *img, uint64_t offset,
 	const uint64_t bs = h->block_size;
 	uint64_t b = offset / bs, pos = h->data_offset + b * bs, stop = b + MAP_MAX_UNITS;
 	uint64_t hole_end, run_end;
-	uint32_t full_crc;
 	struct stat st;
 	off_t data;
 	bool zero;
@@ -104,10 +104,9 @@ static uint64_t map_blocks(const struct stable_image *img, uint64_t offset,
 	/* a run of blocks the hole does not make zero ends with the hole */
 	if (stop > (hole_end - h->data_offset + bs - 1) / bs)
 		stop = (hole_end - h->data_offset + bs - 1) / bs;
-	full_crc = zero_crc(h->block_size);
-	zero = block_is_zero(img, b, hole_end, full_crc);
+	zero = block_is_zero(img, b, hole_end);
 	for (run_end = (b + 1) * bs; run_end < end && ++b < stop; run_end += bs)
-		if (block_is_zero(img, b, hole_end, full_crc) != zero)
+		if (block_is_zero(img, b, hole_end) != zero)
 			break;
 	*flags = zero ? STABLE_MAP_ZERO : 0;
 	return (run_end < end ? run_end : end) - offset;
