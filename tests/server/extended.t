@@ -24,18 +24,6 @@ BAD = 37
 src = os.urandom(2**21 + 1000)
 srv = Server(t, good_and_bad(d, src, BAD, BS), d)
 SIZE = len(src)
-Q = b"base:allocation"
-
-
-def set_meta(c, name):
-    n = name.encode()
-    c.option(OPT_SET_META, struct.pack(">I", len(n)) + n + struct.pack(">II", 1, len(Q)) + Q)
-    replies = []
-    while True:
-        r = c.opt_reply()
-        replies.append(r)
-        if r[2] == REP_ACK or r[2] & REP_ERR:
-            return replies
 
 
 def ext_start(name="good", meta=True):
@@ -44,7 +32,7 @@ def ext_start(name="good", meta=True):
     c.option(OPT_EXTENDED_HEADERS)
     assert c.opt_reply()[2] == REP_ACK
     if meta:
-        set_meta(c, name)
+        c.set_meta(name)
     rs = c.go(name)
     assert rs[-1][2] == REP_ACK, rs
     return c
@@ -67,7 +55,7 @@ t.is_(c.opt_reply()[2], REP_ERR_INVALID, "EXTENDED_HEADERS twice: ERR_INVALID")
 c.option(OPT_STRUCTURED_REPLY)
 t.is_(c.opt_reply()[2], REP_ERR_EXT_HEADER_REQD,
       "STRUCTURED_REPLY after EXTENDED_HEADERS: ERR_EXT_HEADER_REQD")
-rs = set_meta(c, "good")
+rs = c.set_meta("good")
 t.is_([r[2] for r in rs], [REP_META, REP_ACK],
       "SET_META_CONTEXT needs no STRUCTURED_REPLY once extended headers are on")
 c.option(OPT_EXPORT_NAME, b"good")
@@ -164,7 +152,7 @@ c = Conn(srv.sock)
 c.greeting()
 c.option(OPT_STRUCTURED_REPLY)
 c.opt_reply()
-set_meta(c, "good")
+c.set_meta("good")
 c.go("bad")
 c.request(CMD_BLOCK_STATUS, 0, 4096, handle=20)
 t.is_(c.reply(), ("simple", EINVAL, 20),
@@ -174,8 +162,8 @@ c = Conn(srv.sock)
 c.greeting()
 c.option(OPT_STRUCTURED_REPLY)
 c.opt_reply()
-set_meta(c, "bad")
-set_meta(c, "good")
+c.set_meta("bad")
+c.set_meta("good")
 c.go("good")
 c.request(CMD_BLOCK_STATUS, 0, 4096, handle=21)
 t.is_(c.reply()[1][0][1], TYPE_BS, "the last SET_META_CONTEXT counts: 'good' has base:allocation")

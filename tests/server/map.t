@@ -99,18 +99,12 @@ t.ok("block %d " % (PUNCH // BS) in srv.logtext(), "the log names the punched bl
 
 
 # --- on the wire -------------------------------------------------------------
-Q = b"base:allocation"
-
-
 def meta_conn(name, extended=False):
     c = Conn(srv.sock)
     c.greeting()
     c.option(OPT_EXTENDED_HEADERS if extended else OPT_STRUCTURED_REPLY)
     assert c.opt_reply()[2] == REP_ACK
-    n = name.encode()
-    c.option(OPT_SET_META, struct.pack(">I", len(n)) + n + struct.pack(">II", 1, len(Q)) + Q)
-    while c.opt_reply()[2] != REP_ACK:
-        pass
+    assert c.set_meta(name)[-1][2] == REP_ACK
     rs = c.go(name)
     assert rs[-1][2] == REP_ACK, rs
     return c

@@ -217,6 +217,19 @@ class Conn:
             if r[2] == REP_ACK or r[2] & REP_ERR:
                 return replies
 
+    def set_meta(self, name, query=b"base:allocation"):
+        """NBD_OPT_SET_META_CONTEXT for export name with one query: the
+        replies, through the final ACK or error."""
+        n = name.encode()
+        self.option(OPT_SET_META, struct.pack(">I", len(n)) + n +
+                    struct.pack(">II", 1, len(query)) + query)
+        replies = []
+        while True:
+            r = self.opt_reply()
+            replies.append(r)
+            if r[2] == REP_ACK or r[2] & REP_ERR:
+                return replies
+
     def start(self, name="", structured=True):
         self.greeting()
         if structured:
